@@ -52,3 +52,24 @@ export function describe(v: unknown): string {
     default: return `${typeof v} ${show(v)}`;
   }
 }
+
+/**
+ * A function run on another CPU threw.  ipi_wait() throws this on the
+ * waiting CPU: the remote error's name, message and stack, and the CPU.
+ */
+export class IpiRemoteError extends IpiError {
+  override name = 'IpiRemoteError';
+  /** The index of the CPU whose run threw. */
+  readonly cpu: number;
+  /** The name of the remote error (`TypeError`, ...). */
+  readonly remoteName: string;
+  /** The remote stack, as text. */
+  readonly remoteStack: string;
+
+  constructor(fn: string, cpu: number, remoteName: string, remoteMessage: string, remoteStack: string) {
+    super(`${fn}: the function threw on cpu${cpu}: ${remoteName}: ${remoteMessage}`);
+    this.cpu = cpu;
+    this.remoteName = remoteName;
+    this.remoteStack = remoteStack;
+  }
+}

@@ -1,0 +1,263 @@
+/*
+ * Arguments that cross to another CPU, through an argument cell in kernel
+ * memory (layout.ts) and never a postMessage:
+ *   - undefined, null, booleans, numbers, and bigints that fit in 64 bits:
+ *     inline, with no allocation on the sending side;
+ *   - views (typed arrays, DataView) of the machine's shared buffers, and
+ *     kcpuset_t in them: by reference, zero copy; the receiving CPU keeps
+ *     the view it made per cell, so a message reused with the same view
+ *     allocates nothing there either;
+ *   - strings, larger bigints, and plain data (JSON: plain objects, arrays,
+ *     strings, finite numbers, booleans, null): copied, at most
+ *     IPI_ARG_MAXBYTES of text;
+ *   - anything else is refused with a TypeError that says what to pass.
+ *
+ * The writer owns the cell until it publishes it with an atomic store (the
+ * message in a mailbox slot, a handler's function word); the reader reads it
+ * after the atomic load that found it.  Those atomics order the plain
+ * accesses here.
+ */
+import { IpiRemoteError, rangeError, typeError } from './errors.js';
+import { kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
+import { CELL_A, CELL_B, CELL_BYTES_OFF, CELL_C, CELL_NUM, CELL_TAG, cell_offset, f64, i32, i64, u8 } from './layout.js';
+import { IPI_ARG_MAXBYTES } from './param.js';
+import { shared_buf, shared_id } from './shared.js';
+
+const T_UNDEFINED = 0;
+const T_NULL = 1;
+const T_FALSE = 2;
+const T_TRUE = 3;
+const T_NUMBER = 4;
+const T_BIGINT = 5;
+const T_BIGSTR = 6;
+const T_STRING = 7;
+const T_JSON = 8;
+const T_VIEW = 9;
+const T_KCPUSET = 10;
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+type ViewCtor = new (buffer: ArrayBufferLike, byteOffset: number, length: number) => ArrayBufferView;
+const VIEW_KINDS: readonly ViewCtor[] = [
+  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  Float32Array, Float64Array, BigInt64Array, BigUint64Array, DataView,
+];
+const viewKind = new Map<unknown, number>(VIEW_KINDS.map((c, i) => [c, i]));
+
+const SENDABLE = 'numbers, booleans, null, undefined, bigints, strings, plain data (JSON), ' +
+  'or views of the machine\'s shared buffers (boot({ shared }))';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Copy text into the cell's bytes; false if it does not fit. */
+function put_text(off: number, tag: number, s: string): boolean {
+  const dst = u8.subarray(off + CELL_BYTES_OFF, off + CELL_BYTES_OFF + IPI_ARG_MAXBYTES);
+  const r = encoder.encodeInto(s, dst);
+  if (r.read < s.length) return false;
+  i32[(off + CELL_A) >> 2] = r.written;
+  i32[(off + CELL_TAG) >> 2] = tag;
+  return true;
+}
+
+function get_text(off: number): string {
+  const n = i32[(off + CELL_A) >> 2]!;
+  /* slice: a copy, since not every runtime decodes from shared memory. */
+  return decoder.decode(u8.slice(off + CELL_BYTES_OFF, off + CELL_BYTES_OFF + n));
+}
+
+/** Refuse anything that is not plain data, naming where it is. */
+function plain_check(fn: string, path: string, v: unknown, depth: number): void {
+  if (v === null || typeof v === 'string' || typeof v === 'boolean') return;
+  if (typeof v === 'number') {
+    if (Number.isFinite(v)) return;
+    throw new TypeError(`${fn}: ${path} is ${v}, which plain data (JSON) cannot carry`);
+  }
+  if (depth > 64) throw new TypeError(`${fn}: ${path} nests too deeply (a cycle?) to be sent to another CPU`);
+  if (typeof v === 'object') {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) plain_check(fn, `${path}[${i}]`, v[i], depth + 1);
+      return;
+    }
+    const proto = Object.getPrototypeOf(v);
+    if (proto === Object.prototype || proto === null) {
+      for (const k of Object.keys(v)) plain_check(fn, `${path}.${k}`, (v as Record<string, unknown>)[k], depth + 1);
+      return;
+    }
+  }
+  throw typeError(fn, path, `sendable to another CPU (${SENDABLE})`, v);
+}
+
+function put_shared_ref(fn: string, what: string, off: number, tag: number, kind: number, v: ArrayBufferView, length: number): void {
+  const id = shared_id(v.buffer);
+  if (id < 0) {
+    throw new TypeError(
+      `${fn}: ${what} is a view of memory other CPUs cannot reach: only views of the machine's shared ` +
+        `buffers (boot({ shared }), shared(name)) can be passed`,
+    );
+  }
+  i32[(off + CELL_A) >> 2] = kind;
+  i32[(off + CELL_B) >> 2] = id;
+  i32[(off + CELL_C) >> 2] = length;
+  f64[(off + CELL_NUM) >> 3] = v.byteOffset;
+  i32[(off + CELL_TAG) >> 2] = tag;
+}
+
+/**
+ * Check that v can be sent, throwing what arg_encode would throw, without
+ * writing anything (for callers that must validate before they commit).
+ */
+export function arg_check(fn: string, what: string, v: unknown): void {
+  switch (typeof v) {
+    case 'undefined': case 'boolean': case 'number': case 'bigint': case 'string':
+      return;
+    case 'object':
+      if (v === null) return;
+      if (v instanceof kcpuset_t) return;
+      if (ArrayBuffer.isView(v)) {
+        if (shared_id(v.buffer) < 0) put_shared_ref(fn, what, 0, 0, 0, v, 0); // throws
+        if (!viewKind.has(v.constructor)) throw typeError(fn, what, 'a standard typed array or DataView', v);
+        return;
+      }
+      plain_check(fn, what, v, 0);
+      return;
+    default:
+      throw typeError(fn, what, `sendable to another CPU (${SENDABLE})`, v);
+  }
+}
+
+/** Write v into cell `cell`.  `fn` and `what` name the call and parameter for errors. */
+export function arg_encode(fn: string, what: string, cell: number, v: unknown): void {
+  const off = cell_offset(cell);
+  const tagw = (off + CELL_TAG) >> 2;
+  switch (typeof v) {
+    case 'number':
+      f64[(off + CELL_NUM) >> 3] = v;
+      i32[tagw] = T_NUMBER;
+      return;
+    case 'boolean':
+      i32[tagw] = v ? T_TRUE : T_FALSE;
+      return;
+    case 'undefined':
+      i32[tagw] = T_UNDEFINED;
+      return;
+    case 'bigint':
+      if (v >= INT64_MIN && v <= INT64_MAX) {
+        i64[(off + CELL_NUM) >> 3] = v;
+        i32[tagw] = T_BIGINT;
+        return;
+      }
+      if (!put_text(off, T_BIGSTR, v.toString())) throw rangeError(fn, what, `a bigint of at most ${IPI_ARG_MAXBYTES} digits`, v);
+      return;
+    case 'string':
+      if (!put_text(off, T_STRING, v)) {
+        throw new RangeError(`${fn}: ${what} is a string longer than IPI_ARG_MAXBYTES (${IPI_ARG_MAXBYTES}) bytes of UTF-8: put it in a shared buffer and pass a view`);
+      }
+      return;
+    case 'object': {
+      if (v === null) {
+        i32[tagw] = T_NULL;
+        return;
+      }
+      if (v instanceof kcpuset_t) {
+        put_shared_ref(fn, what, off, T_KCPUSET, 0, v.bits, KCPUSET_NWORDS);
+        return;
+      }
+      if (ArrayBuffer.isView(v)) {
+        const kind = viewKind.get(v.constructor);
+        if (kind === undefined) throw typeError(fn, what, 'a standard typed array or DataView', v);
+        const length = v instanceof DataView ? v.byteLength : (v as Uint8Array).length;
+        put_shared_ref(fn, what, off, T_VIEW, kind, v, length);
+        return;
+      }
+      plain_check(fn, what, v, 0);
+      if (!put_text(off, T_JSON, JSON.stringify(v))) {
+        throw new RangeError(`${fn}: ${what} is plain data longer than IPI_ARG_MAXBYTES (${IPI_ARG_MAXBYTES}) bytes as JSON: put it in a shared buffer and pass a view`);
+      }
+      return;
+    }
+    default:
+      throw typeError(fn, what, `sendable to another CPU (${SENDABLE})`, v);
+  }
+}
+
+/* The receiving side's per-cell cache of views it made, and their keys. */
+let cache: (ArrayBufferView | kcpuset_t | undefined)[] = [];
+let cacheKey = new Float64Array(0);
+
+/* Values decoded from cells whose contents change only with a generation (registered handlers). */
+let genValue: unknown[] = [];
+let genOf = new Float64Array(0);
+
+export function arg_init(ncells: number): void {
+  cache = new Array(ncells).fill(undefined);
+  cacheKey = new Float64Array(ncells * 4);
+  genValue = new Array(ncells).fill(undefined);
+  genOf = new Float64Array(ncells).fill(NaN);
+}
+
+/** arg_decode, decoding again only when `gen` differs from the last call's for this cell. */
+export function arg_decode_gen(cell: number, gen: number): unknown {
+  if (genOf[cell] !== gen) {
+    genValue[cell] = arg_decode(cell);
+    genOf[cell] = gen;
+  }
+  return genValue[cell];
+}
+
+function get_shared_ref(cell: number, off: number, tag: number): ArrayBufferView | kcpuset_t {
+  const kind = i32[(off + CELL_A) >> 2]!, id = i32[(off + CELL_B) >> 2]!, length = i32[(off + CELL_C) >> 2]!;
+  const byteOffset = f64[(off + CELL_NUM) >> 3]!;
+  const k = cell * 4;
+  const hit = cache[cell];
+  if (hit !== undefined && cacheKey[k] === tag * 64 + kind && cacheKey[k + 1] === id &&
+      cacheKey[k + 2] === length && cacheKey[k + 3] === byteOffset) {
+    return hit;
+  }
+  const buf = shared_buf(id);
+  const made = tag === T_KCPUSET
+    ? kcpuset_shared(new Int32Array(buf, byteOffset, length))
+    : new VIEW_KINDS[kind]!(buf, byteOffset, length);
+  cache[cell] = made;
+  cacheKey[k] = tag * 64 + kind;
+  cacheKey[k + 1] = id;
+  cacheKey[k + 2] = length;
+  cacheKey[k + 3] = byteOffset;
+  return made;
+}
+
+/** Read the value in cell `cell`. */
+export function arg_decode(cell: number): unknown {
+  const off = cell_offset(cell);
+  const tag = i32[(off + CELL_TAG) >> 2]!;
+  switch (tag) {
+    case T_NUMBER: return f64[(off + CELL_NUM) >> 3];
+    case T_UNDEFINED: return undefined;
+    case T_NULL: return null;
+    case T_FALSE: return false;
+    case T_TRUE: return true;
+    case T_BIGINT: return i64[(off + CELL_NUM) >> 3];
+    case T_BIGSTR: return BigInt(get_text(off));
+    case T_STRING: return get_text(off);
+    case T_JSON: return JSON.parse(get_text(off));
+    case T_VIEW: case T_KCPUSET: return get_shared_ref(cell, off, tag);
+    default: throw new Error(`arg_decode: corrupt argument cell ${cell} (tag ${tag})`);
+  }
+}
+
+/** Record an error thrown on CPU `cpu` in a cell, shortened to fit. */
+export function arg_encode_error(cell: number, cpu: number, e: unknown): void {
+  const err = e instanceof Error ? e : new Error(String(e));
+  let rec = { cpu, name: String(err.name), message: String(err.message), stack: String(err.stack ?? '') };
+  for (let budget = IPI_ARG_MAXBYTES / 2; ; budget >>= 1) {
+    if (put_text(cell_offset(cell), T_JSON, JSON.stringify(rec))) return;
+    rec = { cpu, name: rec.name.slice(0, 64), message: rec.message.slice(0, budget), stack: rec.stack.slice(0, budget) };
+  }
+}
+
+/** The error recorded in a cell, as thrown by `fn` on the waiting CPU. */
+export function arg_decode_error(fn: string, cell: number): IpiRemoteError {
+  const r = arg_decode(cell) as { cpu: number; name: string; message: string; stack: string };
+  return new IpiRemoteError(fn, r.cpu, r.name, r.message, r.stack);
+}

@@ -1,0 +1,172 @@
+/*
+ * cpu(9): which CPU this thread is, and its per-CPU state.
+ *
+ * A CPU is a thread.  Each thread keeps a cpu_info for every CPU of the
+ * machine (so code can name any of them), but only its own, curcpu(), has
+ * live state: the interrupt priority level, the interrupt nesting depths and
+ * the preemption count.  That state is module state, so every piece of code
+ * on a thread must load this library from the same file (see instance.ts).
+ */
+import { IpiError, rangeError, typeError } from './errors.js';
+import { C_IPIPEND, C_MDIPI, cpu_word } from './layout.js';
+import { MAXCPUS } from './param.js';
+
+/* Interrupt priority levels, in NetBSD's order. */
+export const IPL_NONE = 0;
+export const IPL_SOFTCLOCK = 1;
+export const IPL_SOFTBIO = 2;
+export const IPL_SOFTNET = 3;
+export const IPL_SOFTSERIAL = 4;
+export const IPL_VM = 5;
+export const IPL_SCHED = 6;
+export const IPL_HIGH = 7;
+
+/** Validate an IPL argument. */
+export function ipl_check(fn: string, ipl: unknown): number {
+  if (typeof ipl !== 'number') throw typeError(fn, 'ipl', 'a number', ipl);
+  if (!Number.isInteger(ipl) || ipl < IPL_NONE || ipl > IPL_HIGH) throw rangeError(fn, 'ipl', `an IPL_* level in [${IPL_NONE}, ${IPL_HIGH}]`, ipl);
+  return ipl;
+}
+
+export class cpu_info {
+  /** The CPU's index, 0 .. ncpu-1 (cpu_index()). */
+  readonly ci_index: number;
+  /** Kernel word index of this CPU's pending-IPI bitmap. @internal */
+  readonly ci_ipipend: number;
+  /** Kernel word index of this CPU's machine-dependent vector bits. @internal */
+  readonly ci_mdipi: number;
+  /* State below is live on the CPU's own thread only. */
+  /** Interrupt priority level. @internal */
+  ci_ilevel = IPL_NONE;
+  /** Depth of hard interrupt handlers running (cpu_intr_p()). @internal */
+  ci_idepth = 0;
+  /** Depth of soft interrupt handlers running (cpu_softintr_p()). @internal */
+  ci_softdepth = 0;
+  /** kpreempt_disable() nesting (NetBSD keeps it in the LWP). @internal */
+  ci_nopreempt = 0;
+  /** Soft interrupt levels with work queued, one bit per SOFTINT_* level. @internal */
+  ci_softpending = 0;
+
+  /** @internal Only the machine creates cpu_info structures. */
+  constructor(index: number) {
+    this.ci_index = index;
+    this.ci_ipipend = cpu_word(index, C_IPIPEND);
+    this.ci_mdipi = cpu_word(index, C_MDIPI);
+  }
+
+  toString(): string {
+    return `cpu${this.ci_index}`;
+  }
+}
+
+/** Number of CPUs of the running machine (NetBSD's global `ncpu`); 0 when none. */
+export let ncpu = 0;
+/** True when contract assertions are checked (the `diagnostic` boot option). */
+export let diagnostic = true;
+
+let cpus: readonly cpu_info[] = [];
+let self: cpu_info | undefined;
+
+/** Attach this thread as CPU `index` of an ncpu machine. @internal */
+export function cpu_attach(n: number, index: number, diag: boolean): cpu_info {
+  cpus = Array.from({ length: n }, (_, i) => new cpu_info(i));
+  ncpu = n;
+  diagnostic = diag;
+  self = cpus[index]!;
+  return self;
+}
+
+/** Forget the machine (shutdown). @internal */
+export function cpu_detach(): void {
+  cpus = [];
+  ncpu = 0;
+  self = undefined;
+}
+
+/** All CPUs of the machine, in index order (NetBSD's CPU_INFO_FOREACH). @internal */
+export function cpu_all(): readonly cpu_info[] {
+  return cpus;
+}
+
+/**
+ * curcpu: the CPU this code runs on.
+ * => Throws if this thread is not a CPU of a running machine.
+ */
+export function curcpu(): cpu_info {
+  if (self === undefined) throw new IpiError('curcpu: this thread is not a CPU of a running machine (call boot() first)');
+  return self;
+}
+
+/** cpu_number: the index of the current CPU. */
+export function cpu_number(): number {
+  return curcpu().ci_index;
+}
+
+/**
+ * cpu_index: the index of `ci`.
+ * => ci must be a CPU of this machine.
+ */
+export function cpu_index(ci: cpu_info): number {
+  return ci_check('cpu_index', 'ci', ci);
+}
+
+/**
+ * cpu_lookup: the CPU with index `idx`.
+ * => idx must be an integer in [0, ncpu).
+ */
+export function cpu_lookup(idx: number): cpu_info {
+  if (typeof idx !== 'number') throw typeError('cpu_lookup', 'idx', 'a number', idx);
+  if (!Number.isInteger(idx) || idx < 0 || idx >= ncpu) throw rangeError('cpu_lookup', 'idx', `an integer in [0, ${ncpu})`, idx);
+  return cpus[idx]!;
+}
+
+/**
+ * Validate that `ci` is a CPU of the running machine; return its index.
+ * Bad input, checked whether or not the machine is diagnostic.
+ */
+export function ci_check(fn: string, what: string, ci: unknown): number {
+  if (!(ci instanceof cpu_info)) throw typeError(fn, what, 'a cpu_info (curcpu(), cpu_lookup())', ci);
+  if (cpus[ci.ci_index] !== ci) throw new IpiError(`${fn}: ${what} (${ci}) is not a CPU of the running machine`);
+  return ci.ci_index;
+}
+
+/** Validate a CPU index argument (a number). */
+export function cpuid_check(fn: string, what: string, id: unknown): number {
+  if (typeof id !== 'number') throw typeError(fn, what, 'a number', id);
+  if (!Number.isInteger(id) || id < 0 || id >= MAXCPUS) throw rangeError(fn, what, `an integer in [0, ${MAXCPUS})`, id);
+  return id;
+}
+
+/** kpreempt_disable: disable kernel preemption on this CPU (nests). */
+export function kpreempt_disable(): void {
+  curcpu().ci_nopreempt++;
+}
+
+/**
+ * kpreempt_enable: undo one kpreempt_disable().
+ * => Preemption must be disabled by kpreempt_disable().
+ */
+export function kpreempt_enable(): void {
+  const ci = curcpu();
+  if (ci.ci_nopreempt <= 0) throw new IpiError('kpreempt_enable: assertion "l_nopreempt != 0" failed: preemption is not disabled');
+  ci.ci_nopreempt--;
+}
+
+/**
+ * kpreempt_disabled: true if the current code cannot be preempted: preemption
+ * disabled, in an interrupt handler, or at a raised IPL (as NetBSD counts it).
+ */
+export function kpreempt_disabled(): boolean {
+  const ci = curcpu();
+  return ci.ci_nopreempt > 0 || ci.ci_ilevel > IPL_NONE || ci.ci_idepth > 0 || ci.ci_softdepth > 0;
+}
+
+/** cpu_intr_p: true inside a hard interrupt handler (an IPI handler or cross-call). */
+export function cpu_intr_p(): boolean {
+  return curcpu().ci_idepth > 0;
+}
+
+/** cpu_softintr_p: true inside a soft interrupt handler. */
+export function cpu_softintr_p(): boolean {
+  return curcpu().ci_softdepth > 0;
+}
