@@ -134,6 +134,10 @@ export async function boot(options: BootOptions = {}): Promise<Machine> {
     }));
   }
 
+  /* Handled now: if CPU 0 fails first, the workers' failures must not go unhandled. */
+  const allReady = Promise.all(ready);
+  allReady.catch(() => {});
+
   let idle: Promise<void> | undefined;
   const halt = async (): Promise<void> => {
     halting = true;
@@ -148,8 +152,16 @@ export async function boot(options: BootOptions = {}): Promise<Machine> {
   };
 
   try {
-    for (const url of o.image) cpu_load_module(ci, url, await import(url));
-    await Promise.all(ready);
+    for (const url of o.image) {
+      let ns: Record<string, unknown>;
+      try {
+        ns = await import(url);
+      } catch (e) {
+        throw new IpiError(`boot: cpu0 failed to load image module ${url}: ${(e as Error).message}`, { cause: e });
+      }
+      cpu_load_module(ci, url, ns);
+    }
+    await allReady;
     const diff = cpu_image_check(ci, ncpu);
     if (diff !== null) throw new IpiError(`boot: the CPUs built different symbol tables: ${diff}`);
   } catch (e) {
