@@ -181,7 +181,7 @@ export function ipi_trigger(ipi_id: number, ci: cpu_info): void {
   const self = curcpu();
   const target = ci_check(fn, 'ci', ci);
   trigger_check(fn, ipi_id);
-  if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', `${ci}`);
+  if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', ci);
   if (ipi_mark_pending(self.ci_index, ipi_id, target)) cpu_ring_counted(self, target);
 }
 
@@ -438,7 +438,7 @@ export function ipi_unicast<A>(msg: ipi_msg_t<A>, ci: cpu_info): void {
   const fn = 'ipi_unicast';
   const self = send_check(fn);
   const target = ci_check(fn, 'ci', ci);
-  if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', `${ci}`);
+  if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', ci);
   const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
   Atomics.store(i32, msg_word(d, M_PENDING), 1);
   put_msg(self, target, d);
