@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import {
   boot, cpu_index, cpu_info, cpu_lookup, cpu_number, curcpu, IpiError, ipi_register, ipi_trigger, ipi_unicast, ipi_wait,
   kcpuset_countset, kcpuset_isset, kcpuset_attached, kcpuset_running, kpreempt_disable, kpreempt_enable, kpreempt_disabled,
-  MAXCPUS, ncpu, shared, spl0, splhigh, splx, IPL_HIGH, IPL_NONE, cpu_intr_p,
+  MAXCPUS, ncpu, shared, ipi_broadcast, KCPUSET_BYTES, kcpuset_match, kcpuset_set, kcpuset_shared, spl0, splhigh, splx, IPL_HIGH, IPL_NONE, cpu_intr_p,
 } from 'ipi';
 import * as image from './fixtures/image.js';
 import { bootTest, imageUrl, ROW, sleep, until } from './helpers.js';
@@ -97,6 +97,24 @@ test('shared(name) is the same memory on every CPU; an unknown name is an error'
       assert.equal(t.log[50 * ROW + c], 1000 + c);
     }
     kpreempt_enable();
+  } finally {
+    await t.machine.shutdown();
+  }
+});
+
+test('a kcpuset_t in shared memory is one set for every CPU', T, async () => {
+  const sets = new SharedArrayBuffer(KCPUSET_BYTES);
+  const t = await bootTest(4, { shared: { sets } });
+  try {
+    const set = kcpuset_shared(new Int32Array(sets));
+    kcpuset_set(set, 0);
+    const msg = { func: image.join_set, arg: set };
+    kpreempt_disable();
+    ipi_broadcast(msg, true);
+    ipi_wait(msg);
+    kpreempt_enable();
+    assert.equal(kcpuset_countset(set), 4);
+    assert.ok(kcpuset_match(set, kcpuset_attached));
   } finally {
     await t.machine.shutdown();
   }

@@ -6,6 +6,7 @@
  */
 import '../../kern/instance.js';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { cpu_info } from '../../kern/cpu.js';
 import { cpu_idle } from '../../kern/intr.js';
 import { cpu_halt, cpu_init, cpu_load_module, cpu_running, type cpu_boot_args } from '../../kern/init_main.js';
 import { node_md } from './md.js';
@@ -33,7 +34,7 @@ const port = parentPort!;
 const post = (m: cpu_message): void => port.postMessage(m);
 const args = workerData as cpu_worker_args;
 
-let ci;
+let ci: cpu_info;
 try {
   ci = cpu_init(args, node_md((e) => post({ type: 'error', error: record(e) })));
   for (const url of args.image) cpu_load_module(ci, url, await import(url));
