@@ -1,5 +1,5 @@
 /* Test helpers: a machine with the test image and its log, and bounded waits. */
-import { boot, type BootOptions, type Machine } from 'ipi';
+import { boot, kpreempt_disable, kpreempt_enable, type BootOptions, type Machine } from 'ipi';
 
 export const ROW = 256;
 export const imageUrl = new URL('./fixtures/image.js', import.meta.url);
@@ -39,3 +39,13 @@ export async function until(what: string, pred: () => boolean, ms = 10_000): Pro
 
 /** Let the event loop run for about ms milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Run fn with preemption disabled, as the sending calls require. */
+export function preempt<R>(fn: () => R): R {
+  kpreempt_disable();
+  try {
+    return fn();
+  } finally {
+    kpreempt_enable();
+  }
+}

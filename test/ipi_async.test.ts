@@ -3,22 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   cpu_lookup, curcpu, IPI_MAXREG, IPI_SYNCH_ID, ipi_register, ipi_trigger, ipi_trigger_broadcast, ipi_trigger_multi,
-  ipi_unicast, ipi_unregister, ipi_wait, kcpuset_create, kcpuset_set, kpreempt_disable, kpreempt_enable, preempt_point,
+  ipi_unicast, ipi_unregister, ipi_wait, kcpuset_create, kcpuset_set, preempt_point,
   splhigh, splx,
 } from 'ipi';
 import * as image from './fixtures/image.js';
-import { bootTest, ROW, sleep, until } from './helpers.js';
+import { bootTest, ROW, sleep, until, preempt } from './helpers.js';
 
 const T = { timeout: 60_000 };
-
-function preempt<R>(fn: () => R): R {
-  kpreempt_disable();
-  try {
-    return fn();
-  } finally {
-    kpreempt_enable();
-  }
-}
 
 test('ipi_trigger runs the handler on exactly its target, at IPL_HIGH in interrupt context', T, async () => {
   const t = await bootTest(3);

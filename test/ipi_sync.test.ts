@@ -7,18 +7,9 @@ import {
   kpreempt_disable, kpreempt_enable, type ipi_msg_t,
 } from 'ipi';
 import * as image from './fixtures/image.js';
-import { bootTest, ROW, until } from './helpers.js';
+import { bootTest, ROW, until, preempt } from './helpers.js';
 
 const T = { timeout: 120_000 };
-
-function preempt<R>(fn: () => R): R {
-  kpreempt_disable();
-  try {
-    return fn();
-  } finally {
-    kpreempt_enable();
-  }
-}
 
 test('ipi_unicast runs the function exactly once on the target; ipi_wait returns after it, its writes visible', T, async () => {
   const t = await bootTest(3);
