@@ -36,8 +36,11 @@ import { xc_vector } from './xcall.js';
 
 /** Longest single sleep of a wait; waits re-check the machine's state after it. */
 const SLEEP_MS = 1000;
-/** Service passes an idle CPU runs back to back before it lets its event loop run other tasks. */
-const IDLE_BURST = 64;
+/** Service passes an idle CPU runs back to back before it lets its event loop run other tasks (a yield allocates). */
+const IDLE_BURST = 1024;
+
+/** Polls read the clock once per this many spins + 1 (a power of two less one). */
+const POLL_CLOCK_SPINS = 255;
 
 /** How long (ms) an idle or waiting CPU polls before it sleeps; set at boot. */
 let poll_ms = 0;
@@ -225,14 +228,20 @@ function intr_wait_service(ci: cpu_info): boolean {
 export function intr_wait(fn: string, alt: string, done: (x: number) => boolean, x: number): void {
   const ci = curcpu();
   const bell = cpu_word(ci.ci_index, C_DOORBELL);
-  let deadline = -1;
+  let spins = 0;
+  let deadline = 0;
   for (;;) {
     const seen = Atomics.load(i32, bell);
     if (done(x)) return;
     if (intr_wait_service(ci)) continue;
     if (machine_halted()) throw new IpiError(`${fn}: the machine was shut down while waiting`);
-    if (deadline < 0) deadline = poll_ms > 0 ? md.now() + poll_ms : 0;
-    if (deadline > 0 && md.now() < deadline) continue;
+    if (poll_ms > 0) {
+      /* Poll; read the clock only now and then (a clock read allocates, a spin does not). */
+      if ((++spins & POLL_CLOCK_SPINS) !== 0) continue;
+      const now = md.now();
+      if (deadline === 0) deadline = now + poll_ms;
+      if (now < deadline) continue;
+    }
     if (!md.can_block) {
       throw new IpiError(`${fn}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); use ${alt}`);
     }
@@ -262,6 +271,18 @@ function yield_task(): Promise<void> {
   return new Promise((resolve) => md.defer(resolve));
 }
 
+/** Poll the doorbell for the poll window; true if it rang. */
+function idle_poll(bell: number, seen: number): boolean {
+  let deadline = 0;
+  for (let spins = 1; ; spins++) {
+    if (Atomics.load(i32, bell) !== seen) return true;
+    if ((spins & POLL_CLOCK_SPINS) !== 0) continue;
+    const now = md.now();
+    if (deadline === 0) deadline = now + poll_ms;
+    else if (now >= deadline) return false;
+  }
+}
+
 /**
  * The idle loop: service interrupts whenever the doorbell rings, poll it for
  * the poll window after activity (halt-polling), then sleep on it without
@@ -279,14 +300,9 @@ export async function cpu_idle(ci: cpu_info, poll: boolean): Promise<void> {
       await yield_task();
       continue;
     }
-    if (burst !== 0 && poll && poll_ms > 0) {
-      /* Something just ran: more may follow soon.  Poll before sleeping. */
-      const deadline = md.now() + poll_ms;
-      while (Atomics.load(i32, bell) === seen && md.now() < deadline);
-      if (Atomics.load(i32, bell) !== seen) {
-        f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]!++;
-        continue;
-      }
+    if (burst !== 0 && poll && poll_ms > 0 && idle_poll(bell, seen)) {
+      f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]!++;
+      continue;
     }
     burst = 0;
     f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;

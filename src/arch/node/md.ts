@@ -8,6 +8,7 @@ import { i32 } from '../../kern/layout.js';
 import type { cpu_md } from '../../kern/md.js';
 
 export function node_md(report: (error: unknown) => void): cpu_md {
+  const origin = performance.timeOrigin;
   return {
     can_block: true,
     /* Wake every waiter: a CPU can have a blocking wait and its idle loop's waitAsync on one word. */
@@ -17,7 +18,7 @@ export function node_md(report: (error: unknown) => void): cpu_md {
       const r = Atomics.waitAsync(i32, index, seen, ms === Infinity ? undefined : ms);
       return r.async ? r.value : undefined;
     },
-    now: () => performance.timeOrigin + performance.now(),
+    now: () => origin + performance.now(),
     defer: (fn) => void setImmediate(fn),
     report,
   };
