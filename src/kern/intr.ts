@@ -257,6 +257,8 @@ export async function intr_wait_async(fn: string, done: (x: number) => boolean, 
   for (;;) {
     if (machine_halted()) throw new IpiError(`${fn}: the machine was shut down while waiting`);
     const seen = Atomics.load(i32, bell);
+    /* Again after reading the doorbell: a halt after this point rings it, so the sleep below returns. */
+    if (machine_halted()) throw new IpiError(`${fn}: the machine was shut down while waiting`);
     if (done(x)) return;
     if (intr_wait_service(ci)) continue;
     f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
@@ -294,6 +296,8 @@ export async function cpu_idle(ci: cpu_info, poll: boolean): Promise<void> {
   for (;;) {
     if (machine_halted()) return;
     const seen = Atomics.load(i32, bell);
+    /* Again after reading the doorbell: a halt after this point rings it, so the sleep below returns. */
+    if (machine_halted()) return;
     if (intr_wait_service(ci)) {
       if (++burst < IDLE_BURST) continue;
       burst = 0;

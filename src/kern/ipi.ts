@@ -48,7 +48,7 @@
 import { arg_check, arg_decode, arg_decode_error, arg_decode_gen, arg_encode, arg_encode_error } from './arg.js';
 import { ci_check, cpu_info, curcpu, diagnostic, kpreempt_disable, kpreempt_disabled, kpreempt_enable, ncpu } from './cpu.js';
 import { IpiAssertionError, IpiError, KASSERT, typeError } from './errors.js';
-import { cpu_ring, cpu_ring_counted, intr_hard, intr_wait, intr_wait_async, machine_halted } from './intr.js';
+import { cpu_ring, cpu_ring_counted, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted } from './intr.js';
 import { kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {
   C_DOORBELL, C_IPIPEND, C_MBOX, cell_ipireg, cell_msg, cell_msgerr, cpu_word, EV_INTR, EV_INTR_ERROR, EV_MBOX_FULL,
@@ -125,8 +125,9 @@ export function ipi_unregister(ipi_id: number): void {
   const fn = 'ipi_unregister';
   id_check(fn, ipi_id);
   KASSERT(ipi_id !== IPI_SYNCH_ID, fn, 'ipi_id != IPI_SYNCH_ID', 'the synchronous IPI id cannot be unregistered');
+  /* Mark the slot busy (-1), not free: it cannot be registered again before the stale triggers are gone. */
   const f = Atomics.load(i32, ipireg_word(ipi_id, R_FUNC));
-  KASSERT(f > 0 && Atomics.compareExchange(i32, ipireg_word(ipi_id, R_FUNC), f, 0) === f, fn,
+  KASSERT(f > 0 && Atomics.compareExchange(i32, ipireg_word(ipi_id, R_FUNC), f, -1) === f, fn,
     'ipi_intrs[ipi_id].func != NULL', 'ipi_id is not registered', ipi_id);
   Atomics.add(i32, ipireg_word(ipi_id, R_GEN), 1);
 
@@ -143,9 +144,10 @@ export function ipi_unregister(ipi_id: number): void {
   } finally {
     kpreempt_enable();
   }
-  /* Now drop the triggers that are still pending for the old handler. */
+  /* Now drop the triggers that are still pending for the old handler, then free the slot. */
   const keep = ~(1 << ipi_id);
   for (let c = 0; c < ncpu; c++) Atomics.and(i32, cpu_word(c, C_IPIPEND), keep);
+  Atomics.store(i32, ipireg_word(ipi_id, R_FUNC), 0);
 }
 
 /** The no-op function of the unregister barrier. */
@@ -218,8 +220,9 @@ function ipi_trigger_multi_internal(fn: string, ipi_id: number, target: kcpuset_
     }
   }
   if (local && !skip_self) {
+    /* As NetBSD's splhigh(); ipi_cpu_handler(); splx(s): then the soft interrupts the handler scheduled. */
     ipi_mark_pending(me, ipi_id, me);
-    intr_hard(self);
+    intr_service(self, true);
   }
 }
 

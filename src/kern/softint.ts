@@ -7,10 +7,13 @@
  * later on that CPU, once, however often it was scheduled meanwhile.
  *
  * Per-CPU operation.  Each CPU keeps, in its own thread, a FIFO queue per
- * level and a pending flag per handler; ci_softpending has a bit per level
- * with work queued.  The service pass (intr.ts) runs soft interrupts after
- * the hard handlers, highest level first, each at its IPL (below IPL_HIGH),
- * with cpu_softintr_p() true, and only levels above the interrupted IPL.
+ * level of (handler, generation) entries and, per handler, the generation
+ * it is queued for; ci_softpending has a bit per level with work queued.
+ * The service pass (intr.ts) runs soft interrupts after the hard handlers,
+ * highest level first, each at its IPL (below IPL_HIGH), with
+ * cpu_softintr_p() true, and only levels above the interrupted IPL.  A
+ * handler that schedules one of a higher level has it run before the pass
+ * goes on to lower levels.
  *
  * Remote scheduling.  As NetBSD does for SOFTINT_RCPU, establishing such a
  * handler registers an asynchronous IPI whose handler is softint_schedule()
@@ -19,17 +22,40 @@
  *
  * The handler table is in kernel memory; a cookie names a slot and the
  * generation it was established with, so a stale cookie is recognised and a
- * queued run of a handler disestablished since is dropped.
+ * queued run of a handler disestablished since is dropped.  A slot is free
+ * (function word 0), claimed (-1: being established or freed), or
+ * established (symbol + 1).  The library's xcall(9) owns the first
+ * SOFTINT_RESERVED slots, one per level; no cookie names them.
+ *
+ * Disestablishing, against racing schedules.  softint_disestablish():
+ *   1. marks the handler dying (SOFTINT_DYING in its flags): from then on a
+ *      schedule of it, local or remote, does nothing, and a queued run of
+ *      it is dropped;
+ *   2. runs a high-priority xcall at the handler's own level on every CPU,
+ *      which also drops it from that CPU's queues.  A soft interrupt at one
+ *      level never runs inside another handler of that level, so when the
+ *      xcall has run everywhere, no CPU is running the handler, even one
+ *      that took interrupts inside it; and no CPU is inside a schedule
+ *      that saw it alive (schedules have no interrupt point);
+ *   3. unregisters its IPI (SOFTINT_RCPU): no trigger is made any more, and
+ *      ipi_unregister() drops those still pending;
+ *   4. bumps the generation and only then frees the slot, so a handler
+ *      established in it later is never hit by the old one's cleanup.
+ * Scheduling re-reads the generation after it has read the flags and the
+ * IPI id, so a schedule that raced steps 1-4 and a new establishment in
+ * the slot never acts on the new handler's flags or id; and it queues the
+ * cookie's own generation, which a new handler in the slot does not match.
  */
 import { arg_check, arg_decode_gen, arg_encode } from './arg.js';
-import { ci_check, cpu_info, curcpu, diagnostic, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kpreempt_disable, kpreempt_disabled, kpreempt_enable } from './cpu.js';
+import { ci_check, cpu_info, cpu_intr_p, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kpreempt_disabled } from './cpu.js';
 import { IpiError, KASSERT, rangeError, typeError } from './errors.js';
 import { cpu_ring } from './intr.js';
-import { ipi_broadcast, ipi_register, ipi_trigger, ipi_unregister, ipi_wait } from './ipi.js';
+import { ipi_register, ipi_trigger, ipi_unregister } from './ipi.js';
 import { cell_softint, EV_INTR_ERROR, EV_SOFT_REMOTE, EV_SOFT_RUN, EV_SOFT_SCHED, evcnt_index, f64, i32, S_FLAGS, S_FUNC, S_GEN, S_IPIID, softreg_word } from './layout.js';
 import { md } from './md.js';
 import { SOFTINT_MAXHANDLERS } from './param.js';
 import { sym_func, sym_id } from './symbol.js';
+import { xc_broadcast, XC_HIGHPRI_IPL, xc_wait } from './xcall.js';
 
 /* Levels, lowest priority first (NetBSD's order), and flags. */
 export const SOFTINT_CLOCK = 0;
@@ -42,6 +68,8 @@ export const SOFTINT_LVLMASK = 0x00ff;
 export const SOFTINT_MPSAFE = 0x0100;
 /** The handler may be scheduled on a remote CPU with softint_schedule_cpu(). */
 export const SOFTINT_RCPU = 0x0200;
+/** Internal: softint_disestablish() has begun; schedules do nothing, queued runs are dropped. */
+const SOFTINT_DYING = 0x10000;
 
 /** The IPL each level runs at. */
 const SOFTINT_IPL = [IPL_SOFTCLOCK, IPL_SOFTBIO, IPL_SOFTNET, IPL_SOFTSERIAL] as const;
@@ -53,25 +81,42 @@ export const SOFTINT_RESERVED = SOFTINT_COUNT;
 export type softint_cookie_t = number & { readonly __brand: 'softint_cookie_t' };
 
 const cookie_of = (h: number, gen: number): softint_cookie_t => (gen * SOFTINT_MAXHANDLERS + h + 1) as softint_cookie_t;
+/** The generation a cookie of slot h names. */
+const cookie_gen = (cookie: number, h: number): number => (cookie - 1 - h) / SOFTINT_MAXHANDLERS;
 
-/** The slot a valid cookie names; throws for anything else. */
+/**
+ * The slot a valid cookie names; throws for anything else.  Only a check:
+ * the slot may be freed right after it, so callers compare the generation
+ * again after reading what they need (see softint_schedule).
+ */
 function cookie_slot(fn: string, cookie: unknown): number {
   if (typeof cookie !== 'number') throw typeError(fn, 'cookie', 'a softint cookie (a number from softint_establish)', cookie);
   if (!Number.isSafeInteger(cookie) || cookie <= 0) throw rangeError(fn, 'cookie', 'a cookie from softint_establish', cookie);
   const h = (cookie - 1) % SOFTINT_MAXHANDLERS;
-  const gen = (cookie - 1 - h) / SOFTINT_MAXHANDLERS;
-  if (Atomics.load(i32, softreg_word(h, S_FUNC)) <= 0 || Atomics.load(i32, softreg_word(h, S_GEN)) !== gen) {
-    throw new IpiError(`${fn}: cookie ${cookie} is not an established soft interrupt (disestablished already?)`);
+  if (h < SOFTINT_RESERVED || Atomics.load(i32, softreg_word(h, S_FUNC)) <= 0 ||
+      Atomics.load(i32, softreg_word(h, S_GEN)) !== cookie_gen(cookie, h)) {
+    throw stale(fn, cookie);
   }
   return h;
 }
 
+function stale(fn: string, cookie: number): IpiError {
+  return new IpiError(`${fn}: cookie ${cookie} is not an established soft interrupt (disestablished already?)`);
+}
+
 /* ------------------------------------------------------ per-CPU queues */
 
+/*
+ * A ring per level of (handler, generation) entries.  An entry is live
+ * while queuedGen[h] equals its generation; others are dead and skipped.
+ * Live entries are at most one per handler, so a full ring holds dead ones
+ * and softint_compact() makes room.
+ */
 const queue = Array.from({ length: SOFTINT_COUNT }, () => new Int32Array(SOFTINT_MAXHANDLERS));
+const queueGen = Array.from({ length: SOFTINT_COUNT }, () => new Int32Array(SOFTINT_MAXHANDLERS));
 const qhead = new Int32Array(SOFTINT_COUNT);
 const qlen = new Int32Array(SOFTINT_COUNT);
-/** Per handler: the generation it was queued for, or -1 when not queued on this CPU. */
+/** Per handler: the generation it is queued for on this CPU, or -1 when not queued. */
 const queuedGen = new Int32Array(SOFTINT_MAXHANDLERS).fill(-1);
 
 export function softint_cpu_init(): void {
@@ -80,44 +125,86 @@ export function softint_cpu_init(): void {
   queuedGen.fill(-1);
 }
 
-/** Queue handler h on this CPU unless it is queued already. */
-function softint_mark(ci: cpu_info, h: number): void {
-  if (queuedGen[h] !== -1) return;
-  const gen = Atomics.load(i32, softreg_word(h, S_GEN));
-  const level = i32[softreg_word(h, S_FLAGS)]! & SOFTINT_LVLMASK;
+/* Scratch for softint_compact(): the ring wraps, so live entries are gathered here first. */
+const tmpH = new Int32Array(SOFTINT_MAXHANDLERS);
+const tmpG = new Int32Array(SOFTINT_MAXHANDLERS);
+
+/** Remove the dead entries of a level's ring, keeping the order of the live ones. */
+function softint_compact(level: number): void {
+  const q = queue[level]!, g = queueGen[level]!;
+  let n = 0;
+  for (let i = 0, at = qhead[level]!; i < qlen[level]!; i++, at = (at + 1) % SOFTINT_MAXHANDLERS) {
+    if (queuedGen[q[at]!] !== g[at]) continue;
+    tmpH[n] = q[at]!;
+    tmpG[n++] = g[at]!;
+  }
+  q.set(tmpH.subarray(0, n));
+  g.set(tmpG.subarray(0, n));
+  qhead[level] = 0;
+  qlen[level] = n;
+}
+
+/** Queue handler h, generation gen, at `level` on this CPU unless it is queued already. */
+function softint_mark(ci: cpu_info, h: number, gen: number, level: number): void {
+  if (queuedGen[h] === gen) return; // pending already: coalesce
+  /* Not queued, or queued for an older generation (now dead): queue it afresh. */
   queuedGen[h] = gen;
-  queue[level]![(qhead[level]! + qlen[level]!) % SOFTINT_MAXHANDLERS] = h;
+  if (qlen[level] === SOFTINT_MAXHANDLERS) softint_compact(level);
+  KASSERT(qlen[level]! < SOFTINT_MAXHANDLERS, 'softint_schedule', 'queue not full', 'internal error: soft interrupt queue overflow');
+  const at = (qhead[level]! + qlen[level]!) % SOFTINT_MAXHANDLERS;
+  queue[level]![at] = h;
+  queueGen[level]![at] = gen;
   qlen[level]!++;
   ci.ci_softpending |= 1 << level;
   f64[evcnt_index(ci.ci_index, EV_SOFT_SCHED)]!++;
-  /* From thread context nothing else will look soon: ring our own doorbell. */
-  if (ci.ci_idepth === 0 && ci.ci_softdepth === 0) cpu_ring(ci.ci_index);
+  /*
+   * Inside a soft interrupt the dispatch loop under us takes it.  Anywhere
+   * else ring our own doorbell: thread context has no pass coming, and a
+   * hard handler may have been run outside a service pass (the local part
+   * of ipi_trigger_multi/broadcast, a full mailbox's spin).
+   */
+  if (ci.ci_softdepth === 0) cpu_ring(ci.ci_index);
 }
 
-/** Queue reserved handler h (xcall) on this CPU. @internal */
+/** Queue reserved handler `level` (xcall) on this CPU. @internal */
 export function softint_schedule_reserved(level: number): void {
-  softint_mark(curcpu(), level);
+  softint_mark(curcpu(), level, Atomics.load(i32, softreg_word(level, S_GEN)), level);
+}
+
+/** Levels whose IPL is above `ipl`, as a mask of bits 1 << level. */
+function softint_levels_above(ipl: number): number {
+  let mask = 0;
+  for (let level = 0; level < SOFTINT_COUNT; level++) if (SOFTINT_IPL[level]! > ipl) mask |= 1 << level;
+  return mask;
 }
 
 /**
  * Run queued soft interrupts above the current IPL, highest level first,
- * FIFO within a level.  Called by the service pass.  True if any ran.
+ * FIFO within a level; a level that a handler makes pending meanwhile runs
+ * in its turn, a higher one included.  Called by the service pass.  True if
+ * any ran.
  */
 export function softint_dispatch(ci: cpu_info): boolean {
   let ran = false;
+  const allowed = softint_levels_above(ci.ci_ilevel);
   for (let level = SOFTINT_COUNT - 1; level >= 0; level--) {
+    const bit = 1 << level;
+    if ((ci.ci_softpending & allowed & bit) === 0) continue;
     const ipl = SOFTINT_IPL[level]!;
-    if ((ci.ci_softpending & (1 << level)) === 0 || ipl <= ci.ci_ilevel) continue;
-    const q = queue[level]!;
+    const q = queue[level]!, g = queueGen[level]!;
+    /* Ring state is re-read every time: a handler may queue, or softint_drop() compact, meanwhile. */
     while (qlen[level]! > 0) {
-      const h = q[qhead[level]!]!;
+      const h = q[qhead[level]!]!, gen = g[qhead[level]!]!;
       qhead[level] = (qhead[level]! + 1) % SOFTINT_MAXHANDLERS;
       qlen[level]!--;
-      const gen = queuedGen[h]!;
-      if (gen === -1) continue; // dropped by softint_disestablish
+      if (queuedGen[h] !== gen) continue; // dead: dropped or superseded
       queuedGen[h] = -1; // before running: a handler may schedule itself again
+      /* Acquire: the atomic loads make the establishing CPU's writes of the slot visible. */
       const f = Atomics.load(i32, softreg_word(h, S_FUNC));
-      if (f <= 0 || Atomics.load(i32, softreg_word(h, S_GEN)) !== gen) continue;
+      if (f <= 0 || Atomics.load(i32, softreg_word(h, S_GEN)) !== gen ||
+          (Atomics.load(i32, softreg_word(h, S_FLAGS)) & SOFTINT_DYING) !== 0) {
+        continue; // disestablished, or being disestablished: dropped
+      }
       const s = ci.ci_ilevel;
       ci.ci_ilevel = ipl;
       ci.ci_softdepth++;
@@ -133,14 +220,16 @@ export function softint_dispatch(ci: cpu_info): boolean {
       }
       ran = true;
     }
-    ci.ci_softpending &= ~(1 << level);
+    ci.ci_softpending &= ~bit;
+    /* A handler made a higher level pending: go back up for it. */
+    if ((ci.ci_softpending & allowed & ~((bit << 1) - 1)) !== 0) level = SOFTINT_COUNT;
   }
   return ran;
 }
 
 /* ------------------------------------------------------------ interface */
 
-/** Fill in slot h and publish it; returns its cookie. */
+/** Fill in slot h (claimed: -1) and publish it; returns its cookie, or 0 when no IPI id is left. */
 function softint_publish(h: number, flags: number, sym: number, arg: unknown, fn: string): softint_cookie_t {
   try {
     arg_encode(fn, 'arg', cell_softint(h), arg);
@@ -150,17 +239,17 @@ function softint_publish(h: number, flags: number, sym: number, arg: unknown, fn
   }
   const gen = Atomics.add(i32, softreg_word(h, S_GEN), 1) + 1;
   const cookie = cookie_of(h, gen);
-  i32[softreg_word(h, S_FLAGS)] = flags;
-  i32[softreg_word(h, S_IPIID)] = 0;
+  Atomics.store(i32, softreg_word(h, S_FLAGS), flags);
+  Atomics.store(i32, softreg_word(h, S_IPIID), 0);
   if (flags & SOFTINT_RCPU) {
     const id = ipi_register(softint_schedule, cookie);
     if (id === 0) {
       Atomics.store(i32, softreg_word(h, S_FUNC), 0);
       return 0 as softint_cookie_t;
     }
-    i32[softreg_word(h, S_IPIID)] = id;
+    Atomics.store(i32, softreg_word(h, S_IPIID), id);
   }
-  /* Publish: the slot's plain writes are visible to whoever loads the function word. */
+  /* Publish: the slot's writes are visible to whoever loads the function word. */
   Atomics.store(i32, softreg_word(h, S_FUNC), sym + 1);
   return cookie;
 }
@@ -170,8 +259,9 @@ function softint_publish(h: number, flags: number, sym: number, arg: unknown, fn
  * => flags: a level (SOFTINT_CLOCK .. SOFTINT_SERIAL), optionally with
  *    SOFTINT_MPSAFE and SOFTINT_RCPU.
  * => func must be a kernel symbol, arg sendable.
- * => Returns a cookie, or null when the table is full (SOFTINT_MAXHANDLERS,
- *    or IPI_MAXREG ids for SOFTINT_RCPU).
+ * => Returns a cookie, or null when the table is full (SOFTINT_MAXHANDLERS
+ *    less the SOFTINT_RESERVED slots of xcall(9), or IPI_MAXREG ids for
+ *    SOFTINT_RCPU).
  */
 export function softint_establish<A>(flags: number, func: (arg: A) => void, arg: A): softint_cookie_t | null {
   const fn = 'softint_establish';
@@ -198,51 +288,78 @@ export function softint_establish_reserved(level: number, func: (arg: number) =>
 
 /**
  * softint_disestablish: remove a soft interrupt handler.  Returns only when
- * the handler can no longer run anywhere: it is dequeued on every CPU and
- * none is running it.
- * => cookie must be established; blocks (a broadcast barrier).
+ * the handler can no longer run anywhere: no CPU is running it or has it
+ * queued.  A schedule that races it does nothing; one made after it throws.
+ * => cookie must be established, and not being disestablished.
+ * => Not from interrupt context, at IPL_NONE: it waits for every CPU (an
+ *    xcall at the handler's level, and ipi_unregister for SOFTINT_RCPU).
  */
 export function softint_disestablish(cookie: softint_cookie_t): void {
   const fn = 'softint_disestablish';
   const h = cookie_slot(fn, cookie);
-  const id = i32[softreg_word(h, S_IPIID)]!;
-  /* No remote schedule is delivered after this (ipi_unregister drops pending ones). */
+  /* Checked before anything changes: a refused call leaves the handler as it was. */
+  if (diagnostic) {
+    KASSERT(!cpu_intr_p() && !cpu_softintr_p(), fn, '!cpu_intr_p() && !cpu_softintr_p()', 'it waits for every CPU: call it from thread context');
+    KASSERT(curcpu().ci_ilevel === IPL_NONE, fn, 'curcpu()->ci_ilevel == IPL_NONE', 'it waits for every CPU, this one included: splx() first',
+      curcpu().ci_ilevel);
+  }
+  /* 1. Dying: schedules become no-ops, queued runs are dropped. */
+  const flags = Atomics.or(i32, softreg_word(h, S_FLAGS), SOFTINT_DYING);
+  /*
+   * Already dying: another call is disestablishing it (the bit was set
+   * already, so this call changed nothing).  It cannot have freed the slot
+   * since our cookie_slot(): that takes an interrupt point of ours.
+   */
+  KASSERT((flags & SOFTINT_DYING) === 0, fn, 'sh->sh_func != NULL', 'disestablished concurrently', cookie);
+  /* 2. Every CPU forgets it, at a point where it runs no handler of its level. */
+  xc_wait(xc_broadcast(XC_HIGHPRI_IPL(SOFTINT_IPL[flags & SOFTINT_LVLMASK]!), softint_drop, h, undefined));
+  /* 3. No trigger for it is made any more (all schedules that saw it alive are done): release the id. */
+  const id = Atomics.load(i32, softreg_word(h, S_IPIID));
   if (id !== 0) ipi_unregister(id);
+  /* 4. Stale from now on (the generation first), then free for softint_establish. */
   const f = Atomics.load(i32, softreg_word(h, S_FUNC));
-  KASSERT(f > 0 && Atomics.compareExchange(i32, softreg_word(h, S_FUNC), f, 0) === f, fn, 'sh->sh_func != NULL',
+  KASSERT(f > 0 && Atomics.compareExchange(i32, softreg_word(h, S_FUNC), f, -1) === f, fn, 'sh->sh_func != NULL',
     'disestablished concurrently', cookie);
   Atomics.add(i32, softreg_word(h, S_GEN), 1);
-  /* Every CPU drops h from its queue, at a point where it is not running it. */
-  const barrier = { func: softint_drop, arg: h };
-  kpreempt_disable();
-  try {
-    ipi_broadcast(barrier, false);
-    ipi_wait(barrier);
-  } finally {
-    kpreempt_enable();
-  }
+  Atomics.store(i32, softreg_word(h, S_FUNC), 0);
 }
 
-/** Barrier function of softint_disestablish: forget handler h on this CPU. @internal */
+/** xcall function of softint_disestablish: forget handler h on this CPU. @internal */
 export function softint_drop(h: number): void {
+  if (queuedGen[h] === -1) return;
   queuedGen[h] = -1;
+  for (let level = 0; level < SOFTINT_COUNT; level++) if (qlen[level]! > 0) softint_compact(level);
+}
+
+/**
+ * The flags of established slot h for a caller holding generation gen.
+ * Throws if the slot was freed or re-established since the caller's
+ * cookie_slot(): the generation is read again after the flags, so the
+ * flags, and an IPI id read before this, are the cookie's own.
+ */
+function softint_flags(fn: string, cookie: number, h: number, gen: number): number {
+  const flags = Atomics.load(i32, softreg_word(h, S_FLAGS));
+  if (Atomics.load(i32, softreg_word(h, S_GEN)) !== gen) throw stale(fn, cookie);
+  return flags;
 }
 
 /**
  * softint_schedule: make the handler pending on the current CPU.  A no-op
- * if it is pending there already.
+ * if it is pending there already, or being disestablished.
  * => Preemption must be disabled (true in interrupt context).
  */
 export function softint_schedule(cookie: softint_cookie_t): void {
   const fn = 'softint_schedule';
   const h = cookie_slot(fn, cookie);
   if (diagnostic) KASSERT(kpreempt_disabled(), fn, 'kpreempt_disabled()', 'call it with preemption disabled (kpreempt_disable())');
-  softint_mark(curcpu(), h);
+  const gen = cookie_gen(cookie, h);
+  const flags = softint_flags(fn, cookie, h, gen);
+  if ((flags & SOFTINT_DYING) === 0) softint_mark(curcpu(), h, gen, flags & SOFTINT_LVLMASK);
 }
 
 /**
  * softint_schedule_cpu: make the handler pending on CPU ci; for a remote
- * CPU, through ipi_trigger().
+ * CPU, through ipi_trigger().  A no-op while it is being disestablished.
  * => Preemption must be disabled.
  * => A remote ci requires a handler established with SOFTINT_RCPU.
  */
@@ -252,12 +369,17 @@ export function softint_schedule_cpu(cookie: softint_cookie_t, ci: cpu_info): vo
   const target = ci_check(fn, 'ci', ci);
   const self = curcpu();
   if (diagnostic) KASSERT(kpreempt_disabled(), fn, 'kpreempt_disabled()', 'call it with preemption disabled (kpreempt_disable())');
+  const gen = cookie_gen(cookie, h);
+  const id = Atomics.load(i32, softreg_word(h, S_IPIID));
+  const flags = softint_flags(fn, cookie, h, gen);
   if (target === self.ci_index) {
-    softint_mark(self, h);
+    if ((flags & SOFTINT_DYING) === 0) softint_mark(self, h, gen, flags & SOFTINT_LVLMASK);
     return;
   }
-  KASSERT((i32[softreg_word(h, S_FLAGS)]! & SOFTINT_RCPU) !== 0, fn, 'sh->sh_flags & SOFTINT_RCPU',
+  KASSERT((flags & SOFTINT_RCPU) !== 0, fn, 'sh->sh_flags & SOFTINT_RCPU',
     'establish the handler with SOFTINT_RCPU to schedule it on a remote CPU', cookie);
+  if ((flags & SOFTINT_DYING) !== 0) return;
   f64[evcnt_index(self.ci_index, EV_SOFT_REMOTE)]!++;
-  ipi_trigger(i32[softreg_word(h, S_IPIID)]!, ci);
+  /* No interrupt point since the checks: disestablish's xcall cannot have passed this CPU, so the id is still ours. */
+  ipi_trigger(id, ci);
 }
