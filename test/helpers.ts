@@ -4,6 +4,8 @@ import { boot, kpreempt_disable, kpreempt_enable, type BootOptions, type Machine
 export const ROW = 256;
 export const imageUrl = new URL('./fixtures/image.js', import.meta.url);
 
+export const kernUrl = new URL('./fixtures/kern_image.js', import.meta.url);
+
 export interface TestMachine {
   machine: Machine;
   log: Int32Array;
@@ -24,6 +26,14 @@ export async function bootTest(ncpu: number, options: BootOptions = {}): Promise
     seq: (r) => Array.from(log.subarray(r * ROW + 1, r * ROW + 1 + Atomics.load(log, r * ROW))),
   };
 }
+
+/** A test machine whose image also has the softint/xcall fixtures. */
+export function bootKern(ncpu: number, options: BootOptions = {}): Promise<TestMachine> {
+  return bootTest(ncpu, { ...options, image: [imageUrl, kernUrl] });
+}
+
+/** For passing deliberately wrong arguments past the type checker. */
+export const bad = (v: unknown): never => v as never;
 
 /**
  * Wait until pred() holds, letting this thread's event loop (and so CPU 0's

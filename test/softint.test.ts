@@ -14,32 +14,15 @@ import {
   IPL_SOFTSERIAL, kpreempt_disable, kpreempt_enable, MachineErrorEvent, softint_disestablish, softint_establish,
   softint_schedule, softint_schedule_cpu, splhigh, splraiseipl, splx, xc_broadcast, xc_wait, SOFTINT_BIO, SOFTINT_CLOCK,
   SOFTINT_MAXHANDLERS, SOFTINT_MPSAFE, SOFTINT_NET, SOFTINT_RCPU, SOFTINT_SERIAL, XC_HIGHPRI,
-  type BootOptions, type ipi_msg_t, type softint_cookie_t,
+  type ipi_msg_t, type softint_cookie_t,
 } from 'ipi';
-import { bootTest, imageUrl, ROW, sleep, until, type TestMachine } from './helpers.js';
+import { bootKern as boot, bad, preempt, ROW, sleep, until, type TestMachine } from './helpers.js';
 import { hold_until } from './fixtures/image.js';
 import {
   hard_sched, intr_disestablish, NOTE_ROW, si_chain, si_count, si_ctx, si_old, si_slow, si_tag, start, xc_count,
 } from './fixtures/kern_image.js';
 
-const kernUrl = new URL('./fixtures/kern_image.js', import.meta.url);
 const T = { timeout: 60_000 };
-
-const boot = (ncpu: number, options: BootOptions = {}): Promise<TestMachine> =>
-  bootTest(ncpu, { ...options, image: [imageUrl, kernUrl] });
-
-/* For passing deliberately wrong arguments past the type checker. */
-const bad = (v: unknown): never => v as never;
-
-/** Run fn with preemption disabled. */
-function nopreempt<R>(fn: () => R): R {
-  kpreempt_disable();
-  try {
-    return fn();
-  } finally {
-    kpreempt_enable();
-  }
-}
 
 /** Entries of a sequence row recorded by kern_image: tag, IPL, softintr, intr. */
 const tagOf = (e: number): number => e & 0xff;
@@ -56,7 +39,7 @@ function noteOf(log: Int32Array, cpu: number): string {
 /** Start a kern_image routine on CPU k in thread context; log[done] counts its end, row errrow its errors. */
 function startOn(k: number, routine: string, arg: unknown, done: number, errrow: number): void {
   const msg: ipi_msg_t<Parameters<typeof start>[0]> = { func: start, arg: { routine, arg, done, errrow } };
-  nopreempt(() => ipi_unicast(msg, cpu_lookup(k)));
+  preempt(() => ipi_unicast(msg, cpu_lookup(k)));
   ipi_wait(msg);
 }
 
@@ -78,7 +61,7 @@ test('a remote softint_schedule_cpu runs the handler once on that CPU, in soft i
     const c = softint_establish(SOFTINT_NET | SOFTINT_RCPU | SOFTINT_MPSAFE, si_ctx, ROWN)!;
     assert.notEqual(c, null);
     for (let k = 0; k < 3; k++) {
-      nopreempt(() => softint_schedule_cpu(c, cpu_lookup(k)));
+      preempt(() => softint_schedule_cpu(c, cpu_lookup(k)));
       await until(`the run on cpu${k}`, () => t.row(ROWN)[k] === 1);
     }
     await sleep(30);
@@ -111,7 +94,7 @@ test('soft interrupts run after the hard handlers of their pass, highest level f
 
     /* On cpu1: a hard IPI handler schedules all eight, recording before and after. */
     const id = ipi_register(hard_sched, { row: ROWS, tag: 100, cookies });
-    nopreempt(() => ipi_trigger(id, cpu_lookup(1)));
+    preempt(() => ipi_trigger(id, cpu_lookup(1)));
     await until('ten entries', () => t.seq(ROWS).length === 10);
     await sleep(20);
     const seq = t.seq(ROWS);
@@ -125,7 +108,7 @@ test('soft interrupts run after the hard handlers of their pass, highest level f
 
     /* On cpu0, scheduled from thread context: the same order. */
     t.log.fill(0, ROWS * ROW, (ROWS + 1) * ROW);
-    nopreempt(() => cookies.forEach((c) => softint_schedule(c)));
+    preempt(() => cookies.forEach((c) => softint_schedule(c)));
     await until('eight entries', () => t.seq(ROWS).length === 8);
     assert.deepEqual(t.seq(ROWS).map(tagOf), expected);
 
@@ -135,9 +118,9 @@ test('soft interrupts run after the hard handlers of their pass, highest level f
     const idh = ipi_register(hard_sched, { row: ROWP, tag: 100, cookies: [] });
     const release = 30 * ROW;
     const hold: ipi_msg_t<number> = { func: hold_until, arg: release };
-    nopreempt(() => ipi_unicast(hold, cpu_lookup(1)));
+    preempt(() => ipi_unicast(hold, cpu_lookup(1)));
     await until('cpu1 holding', () => Atomics.load(t.log, 39 * ROW + 1) === 1);
-    nopreempt(() => {
+    preempt(() => {
       softint_schedule_cpu(cr, cpu_lookup(1));
       ipi_trigger(idh, cpu_lookup(1));
     });
@@ -161,7 +144,7 @@ test('a pending soft interrupt coalesces: scheduled several times before it can 
     let before = t.machine.counters();
 
     /* Locally, from thread context: nothing runs before an interrupt point. */
-    nopreempt(() => {
+    preempt(() => {
       for (let i = 0; i < 5; i++) softint_schedule(c);
     });
     assert.equal(t.row(ROWN)[0], 0, 'not run inside softint_schedule');
@@ -173,12 +156,12 @@ test('a pending soft interrupt coalesces: scheduled several times before it can 
     assert.equal(after[0]!.softint_run - before[0]!.softint_run, 1);
 
     /* Once it has run, scheduling it again runs it again. */
-    nopreempt(() => softint_schedule(c));
+    preempt(() => softint_schedule(c));
     await until('the second run', () => t.row(ROWN)[0] === 2);
 
     /* On cpu1, by a hard handler that schedules it five times in one pass. */
     const id = ipi_register(hard_sched, { row: ROWN + 1, tag: 1, cookies: [c, c, c, c, c] });
-    nopreempt(() => ipi_trigger(id, cpu_lookup(1)));
+    preempt(() => ipi_trigger(id, cpu_lookup(1)));
     await until('the run on cpu1', () => t.row(ROWN)[1] === 1);
     ipi_unregister(id);
 
@@ -186,9 +169,9 @@ test('a pending soft interrupt coalesces: scheduled several times before it can 
     before = t.machine.counters();
     const release = 30 * ROW;
     const hold: ipi_msg_t<number> = { func: hold_until, arg: release };
-    nopreempt(() => ipi_unicast(hold, cpu_lookup(1)));
+    preempt(() => ipi_unicast(hold, cpu_lookup(1)));
     await until('cpu1 holding', () => Atomics.load(t.log, 39 * ROW + 1) === 1);
-    nopreempt(() => {
+    preempt(() => {
       for (let i = 0; i < 5; i++) softint_schedule_cpu(c, cpu_lookup(1));
     });
     Atomics.store(t.log, release, 1);
@@ -232,7 +215,7 @@ test('a soft interrupt scheduled from a lower level, or from a hard handler run 
     const ROWB = 6;
     const c = softint_establish(SOFTINT_NET, si_count, ROWB)!;
     const id = ipi_register(hard_sched, { row: ROWB + 1, tag: 1, cookies: [c] });
-    nopreempt(() => ipi_trigger_broadcast(id, false));
+    preempt(() => ipi_trigger_broadcast(id, false));
     await until('the run on both CPUs', () => t.row(ROWB)[0] === 1 && t.row(ROWB)[1] === 1, 5000);
     ipi_unregister(id);
     for (const h of [c, clock, serial]) softint_disestablish(h);
@@ -246,11 +229,11 @@ test('softint_disestablish returns only once a running handler has returned, eve
   try {
     const flag = 7 * ROW;
     const c = softint_establish(SOFTINT_SERIAL | SOFTINT_RCPU, si_slow, { flag, ms: 300 })!;
-    nopreempt(() => softint_schedule_cpu(c, cpu_lookup(1)));
+    preempt(() => softint_schedule_cpu(c, cpu_lookup(1)));
     await until('the handler running on cpu1', () => Atomics.load(t.log, flag) === 1);
     softint_disestablish(c);
     assert.equal(Atomics.load(t.log, flag), 2, 'the handler had returned');
-    assert.throws(() => nopreempt(() => softint_schedule(c)), IpiError);
+    assert.throws(() => preempt(() => softint_schedule(c)), IpiError);
   } finally {
     await t.machine.shutdown();
   }
@@ -289,7 +272,7 @@ test('schedules racing softint_disestablish never run a freed handler, and the n
       assert.deepEqual(t.row(ROWN), [0, 0, 0, 0], 'the new handler got none of the old runs');
 
       /* The new handler is not disturbed: scheduled once on each CPU, it runs once on each. */
-      for (let k = 0; k < 4; k++) nopreempt(() => softint_schedule_cpu(next, cpu_lookup(k)));
+      for (let k = 0; k < 4; k++) preempt(() => softint_schedule_cpu(next, cpu_lookup(k)));
       await until('the new handler on every CPU', () => t.row(ROWN).every((n) => n === 1));
       await sleep(10);
       assert.deepEqual(t.row(ROWN), [1, 1, 1, 1]);
@@ -353,18 +336,18 @@ test('contract assertions: preemption disabled, SOFTINT_RCPU for a remote CPU, t
       message: 'softint_schedule_cpu: assertion "kpreempt_disabled()" failed: call it with preemption disabled (kpreempt_disable())',
     });
     assert.throws(() => softint_schedule_cpu(local, cpu_lookup(1)), IpiAssertionError);
-    assert.throws(() => nopreempt(() => softint_schedule_cpu(local, cpu_lookup(1))), {
+    assert.throws(() => preempt(() => softint_schedule_cpu(local, cpu_lookup(1))), {
       name: 'IpiAssertionError',
       message: 'softint_schedule_cpu: assertion "sh->sh_flags & SOFTINT_RCPU" failed: ' +
         `establish the handler with SOFTINT_RCPU to schedule it on a remote CPU (${local})`,
     });
     /* Without SOFTINT_RCPU the current CPU is still fine, through either call. */
-    nopreempt(() => softint_schedule_cpu(local, cpu_lookup(0)));
+    preempt(() => softint_schedule_cpu(local, cpu_lookup(0)));
     await until('the local run', () => t.row(24)[0] === 1);
 
     /* softint_disestablish waits: not from interrupt context. */
     const msg: ipi_msg_t<number> = { func: intr_disestablish, arg: local };
-    nopreempt(() => ipi_unicast(msg, cpu_lookup(1)));
+    preempt(() => ipi_unicast(msg, cpu_lookup(1)));
     assert.throws(() => ipi_wait(msg), (e: unknown) => {
       assert.ok(e instanceof IpiRemoteError);
       assert.equal(e.remoteName, 'IpiAssertionError');
@@ -382,7 +365,7 @@ test('contract assertions: preemption disabled, SOFTINT_RCPU for a remote CPU, t
       splx(s);
     }
     /* The refused calls left it established and working; it is disestablished once only. */
-    nopreempt(() => softint_schedule(local));
+    preempt(() => softint_schedule(local));
     await until('a run after the refused calls', () => t.row(24)[0] === 2);
     softint_disestablish(local);
     assert.throws(() => softint_disestablish(local), {
@@ -426,26 +409,26 @@ test('bad input: TypeError or RangeError naming the parameter; forged and stale 
 
     const cookieType = 'a softint cookie (a number from softint_establish)';
     for (const fn of [softint_schedule, softint_disestablish] as const) {
-      assert.throws(() => nopreempt(() => fn(bad('x'))), { name: 'TypeError', message: `${fn.name}: cookie must be ${cookieType}, got string "x"` });
+      assert.throws(() => preempt(() => fn(bad('x'))), { name: 'TypeError', message: `${fn.name}: cookie must be ${cookieType}, got string "x"` });
       for (const v of [0, -3, 1.5, NaN, 2 ** 60]) {
-        assert.throws(() => nopreempt(() => fn(bad(v))), { name: 'RangeError', message: `${fn.name}: cookie must be a cookie from softint_establish, got number ${v}` });
+        assert.throws(() => preempt(() => fn(bad(v))), { name: 'RangeError', message: `${fn.name}: cookie must be a cookie from softint_establish, got number ${v}` });
       }
     }
     const c = softint_establish(SOFTINT_NET | SOFTINT_RCPU, si_count, 25)!;
-    assert.throws(() => nopreempt(() => softint_schedule_cpu(c, bad(1))), {
+    assert.throws(() => preempt(() => softint_schedule_cpu(c, bad(1))), {
       name: 'TypeError', message: 'softint_schedule_cpu: ci must be a cpu_info (curcpu(), cpu_lookup()), got number 1',
     });
-    assert.throws(() => nopreempt(() => softint_schedule_cpu(bad(null), cpu_lookup(1))), { name: 'TypeError', message: /^softint_schedule_cpu: cookie must be/ });
+    assert.throws(() => preempt(() => softint_schedule_cpu(bad(null), cpu_lookup(1))), { name: 'TypeError', message: /^softint_schedule_cpu: cookie must be/ });
 
     /* No number other than an established cookie is one, the library's own handlers' included. */
     for (let k = 1; k <= 6 * SOFTINT_MAXHANDLERS; k++) {
       if (k === c) continue;
       const forged = k as softint_cookie_t;
-      assert.throws(() => nopreempt(() => softint_schedule(forged)), { name: 'IpiError', message: /is not an established soft interrupt/ }, `cookie ${k}`);
+      assert.throws(() => preempt(() => softint_schedule(forged)), { name: 'IpiError', message: /is not an established soft interrupt/ }, `cookie ${k}`);
       assert.throws(() => softint_disestablish(forged), { name: 'IpiError', message: /is not an established soft interrupt/ }, `cookie ${k}`);
     }
     softint_disestablish(c);
-    assert.throws(() => nopreempt(() => softint_schedule_cpu(c, cpu_lookup(1))), {
+    assert.throws(() => preempt(() => softint_schedule_cpu(c, cpu_lookup(1))), {
       name: 'IpiError', message: `softint_schedule_cpu: cookie ${c} is not an established soft interrupt (disestablished already?)`,
     });
     /* xcalls at high priority (the library's soft interrupts) still work. */
@@ -472,7 +455,7 @@ test('the handler table holds SOFTINT_MAXHANDLERS - 4 handlers; SOFTINT_RCPU one
     assert.notEqual(again, null, 'a freed slot is usable again');
     all.push(again!);
     /* Every one of them works. */
-    nopreempt(() => all.forEach((c) => softint_schedule(c)));
+    preempt(() => all.forEach((c) => softint_schedule(c)));
     await until('every handler ran', () => t.row(27)[0] === SOFTINT_MAXHANDLERS - 4);
     for (const c of all.splice(0)) softint_disestablish(c);
 
@@ -491,7 +474,7 @@ test('the handler table holds SOFTINT_MAXHANDLERS - 4 handlers; SOFTINT_RCPU one
       plain.push(c);
     }
     assert.equal(plain.length, SOFTINT_MAXHANDLERS - 4 - (IPI_MAXREG - 1));
-    for (const c of rcpu) nopreempt(() => softint_schedule_cpu(c, cpu_lookup(1)));
+    for (const c of rcpu) preempt(() => softint_schedule_cpu(c, cpu_lookup(1)));
     await until('every remote run', () => t.row(28)[1] === IPI_MAXREG - 1);
     for (const c of [...rcpu, ...plain]) softint_disestablish(c);
     /* Their IPI ids are free again. */

@@ -12,21 +12,15 @@ import {
   cpu_lookup, ipi_unicast, ipi_wait, IpiRemoteError, IPL_HIGH, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
   IPL_SOFTSERIAL, IPL_VM, kpreempt_disable, kpreempt_enable, MachineErrorEvent, softint_disestablish, softint_establish,
   softint_schedule, splraiseipl, splx, xc_barrier, xc_broadcast, xc_unicast, xc_wait, xc_wait_async, XC_HIGHPRI,
-  XC_HIGHPRI_IPL, SOFTINT_NET, type BootOptions, type ipi_msg_t,
+  XC_HIGHPRI_IPL, SOFTINT_NET, type ipi_msg_t,
 } from 'ipi';
-import { bootTest, imageUrl, ROW, sleep, until, type TestMachine } from './helpers.js';
+import { bootKern as boot, bad, ROW, sleep, until, type TestMachine } from './helpers.js';
 import { thrower } from './fixtures/image.js';
 import {
   intr_xc_broadcast, intr_xc_wait, NOTE_ROW, si_count, si_xcall, start, xc_count, xc_ctx, xc_nested, xc_nop,
 } from './fixtures/kern_image.js';
 
-const kernUrl = new URL('./fixtures/kern_image.js', import.meta.url);
 const T = { timeout: 60_000 };
-
-const boot = (ncpu: number, options: BootOptions = {}): Promise<TestMachine> =>
-  bootTest(ncpu, { ...options, image: [imageUrl, kernUrl] });
-
-const bad = (v: unknown): never => v as never;
 
 function noteOf(log: Int32Array, cpu: number): string {
   const base = (NOTE_ROW + cpu) * ROW;
