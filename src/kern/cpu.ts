@@ -9,7 +9,6 @@
  */
 import { IpiError, rangeError, typeError } from './errors.js';
 import { C_IPIPEND, C_MDIPI, cpu_word } from './layout.js';
-import { MAXCPUS } from './param.js';
 
 /* Interrupt priority levels, in NetBSD's order. */
 export const IPL_NONE = 0;
@@ -83,11 +82,6 @@ export function cpu_detach(): void {
   self = undefined;
 }
 
-/** All CPUs of the machine, in index order (NetBSD's CPU_INFO_FOREACH). @internal */
-export function cpu_all(): readonly cpu_info[] {
-  return cpus;
-}
-
 /**
  * curcpu: the CPU this code runs on.
  * => Throws if this thread is not a CPU of a running machine.
@@ -128,13 +122,6 @@ export function ci_check(fn: string, what: string, ci: unknown): number {
   if (!(ci instanceof cpu_info)) throw typeError(fn, what, 'a cpu_info (curcpu(), cpu_lookup())', ci);
   if (cpus[ci.ci_index] !== ci) throw new IpiError(`${fn}: ${what} (${ci}) is not a CPU of the running machine`);
   return ci.ci_index;
-}
-
-/** Validate a CPU index argument (a number). */
-export function cpuid_check(fn: string, what: string, id: unknown): number {
-  if (typeof id !== 'number') throw typeError(fn, what, 'a number', id);
-  if (!Number.isInteger(id) || id < 0 || id >= MAXCPUS) throw rangeError(fn, what, `an integer in [0, ${MAXCPUS})`, id);
-  return id;
 }
 
 /** kpreempt_disable: disable kernel preemption on this CPU (nests). */

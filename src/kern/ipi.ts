@@ -552,8 +552,3 @@ export async function ipi_wait_async<A>(msg: ipi_msg_t<A>): Promise<void> {
   msg_finish(fn, d);
 }
 
-/** Whether msg is sent and not yet waited for (for tests and diagnostics). @internal */
-export function ipi_msg_inflight(msg: object): boolean {
-  return msg_desc(msg) >= 0;
-}
-

@@ -146,11 +146,6 @@ export function kmem_layout(ncpu: number) {
   return { cpu, ipireg, softreg, xcall, msg, cells, ncells, evcnt, size };
 }
 
-/** Bytes of kernel memory a machine of ncpu CPUs needs. */
-export function kmem_size(ncpu: number): number {
-  return kmem_layout(ncpu).size;
-}
-
 /*
  * Views over the attached buffer, and region bases in view units.  Module
  * state: there is one machine per thread.

@@ -19,14 +19,12 @@ export type kernel_func = (...args: never[]) => unknown;
 
 let symtab: kernel_func[] = [];
 let symidx = new Map<kernel_func, number>();
-let builtinCount = 0;
 let modules: string[] = [];
 
 /** Start a table with the library's own functions (the same list on every CPU). */
 export function sym_init(builtins: readonly kernel_func[]): void {
   symtab = [...builtins];
   symidx = new Map(builtins.map((f, i) => [f, i]));
-  builtinCount = builtins.length;
   modules = [];
 }
 
@@ -92,9 +90,3 @@ export function sym_func(id: number): kernel_func {
   return symtab[id]!;
 }
 
-/** Symbol number of a library function (for internal callers that know it is one). */
-export function sym_builtin(f: kernel_func): number {
-  const id = symidx.get(f);
-  if (id === undefined || id >= builtinCount) throw new Error(`ipi: internal function ${f.name} is not a builtin symbol`);
-  return id;
-}
