@@ -22,7 +22,7 @@ export { splhigh, splraiseipl, splx, spl0, preempt_point } from './kern/intr.js'
 
 /* <sys/kcpuset.h> */
 export * from './kern/kcpuset.js';
-export { kcpuset_attached, kcpuset_running } from './kern/init_main.js';
+export { kcpuset_attached, kcpuset_running } from './kern/cpu.js';
 
 /* <sys/ipi.h>: asynchronous */
 export { IPI_MAXREG, IPI_SYNCH_ID, IPI_MSG_SLOTS } from './kern/param.js';

@@ -89,14 +89,25 @@ function plain_check(fn: string, path: string, v: unknown, depth: number): void 
   throw typeError(fn, path, `sendable to another CPU (${SENDABLE})`, v);
 }
 
-function put_shared_ref(fn: string, what: string, off: number, tag: number, kind: number, v: ArrayBufferView, length: number): void {
+/** The number of the machine shared buffer v views; throws if it views other memory. */
+function shared_ref_id(fn: string, what: string, v: ArrayBufferView): number {
   const id = shared_id(v.buffer);
-  if (id < 0) {
-    throw new TypeError(
-      `${fn}: ${what} is a view of memory other CPUs cannot reach: only views of the machine's shared ` +
-        `buffers (boot({ shared }), shared(name)) can be passed`,
-    );
-  }
+  if (id >= 0) return id;
+  throw new TypeError(
+    `${fn}: ${what} is a view of memory other CPUs cannot reach: only views of the machine's shared ` +
+      `buffers (boot({ shared }), shared(name)) can be passed`,
+  );
+}
+
+/** The view's kind (VIEW_KINDS index); throws for a non-standard view. */
+function view_kind(fn: string, what: string, v: ArrayBufferView): number {
+  const kind = viewKind.get(v.constructor);
+  if (kind === undefined) throw typeError(fn, what, 'a standard typed array or DataView', v);
+  return kind;
+}
+
+function put_shared_ref(fn: string, what: string, off: number, tag: number, kind: number, v: ArrayBufferView, length: number): void {
+  const id = shared_ref_id(fn, what, v);
   i32[(off + CELL_A) >> 2] = kind;
   i32[(off + CELL_B) >> 2] = id;
   i32[(off + CELL_C) >> 2] = length;
@@ -114,10 +125,13 @@ export function arg_check(fn: string, what: string, v: unknown): void {
       return;
     case 'object':
       if (v === null) return;
-      if (v instanceof kcpuset_t) return;
+      if (v instanceof kcpuset_t) {
+        shared_ref_id(fn, what, v.bits);
+        return;
+      }
       if (ArrayBuffer.isView(v)) {
-        if (shared_id(v.buffer) < 0) put_shared_ref(fn, what, 0, 0, 0, v, 0); // throws
-        if (!viewKind.has(v.constructor)) throw typeError(fn, what, 'a standard typed array or DataView', v);
+        view_kind(fn, what, v);
+        shared_ref_id(fn, what, v);
         return;
       }
       plain_check(fn, what, v, 0);
@@ -165,8 +179,7 @@ export function arg_encode(fn: string, what: string, cell: number, v: unknown): 
         return;
       }
       if (ArrayBuffer.isView(v)) {
-        const kind = viewKind.get(v.constructor);
-        if (kind === undefined) throw typeError(fn, what, 'a standard typed array or DataView', v);
+        const kind = view_kind(fn, what, v);
         const length = v instanceof DataView ? v.byteLength : (v as Uint8Array).length;
         put_shared_ref(fn, what, off, T_VIEW, kind, v, length);
         return;

@@ -8,7 +8,8 @@
  * on a thread must load this library from the same file (see instance.ts).
  */
 import { IpiError, rangeError, typeError } from './errors.js';
-import { C_IPIPEND, C_MDIPI, cpu_word } from './layout.js';
+import { kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
+import { C_IPIPEND, C_MDIPI, cpu_word, H_ATTACHED, H_RUNNING, i32 } from './layout.js';
 
 /* Interrupt priority levels, in NetBSD's order. */
 export const IPL_NONE = 0;
@@ -63,11 +64,21 @@ export let ncpu = 0;
 /** True when contract assertions are checked (the `diagnostic` boot option). */
 export let diagnostic = true;
 
+/**
+ * kcpuset_attached: the CPUs of the machine.  kcpuset_running: those that
+ * have loaded the image and run.  Both live in kernel memory: one set for
+ * every CPU.
+ */
+export let kcpuset_attached: kcpuset_t = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
+export let kcpuset_running: kcpuset_t = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
+
 let cpus: readonly cpu_info[] = [];
 let self: cpu_info | undefined;
 
-/** Attach this thread as CPU `index` of an ncpu machine. @internal */
+/** Attach this thread as CPU `index` of an ncpu machine (kernel memory attached). @internal */
 export function cpu_attach(n: number, index: number, diag: boolean): cpu_info {
+  kcpuset_attached = kcpuset_shared(new Int32Array(i32.buffer, H_ATTACHED * 4, KCPUSET_NWORDS));
+  kcpuset_running = kcpuset_shared(new Int32Array(i32.buffer, H_RUNNING * 4, KCPUSET_NWORDS));
   cpus = Array.from({ length: n }, (_, i) => new cpu_info(i));
   ncpu = n;
   diagnostic = diag;
@@ -77,6 +88,8 @@ export function cpu_attach(n: number, index: number, diag: boolean): cpu_info {
 
 /** Forget the machine (shutdown). @internal */
 export function cpu_detach(): void {
+  kcpuset_attached = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
+  kcpuset_running = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
   cpus = [];
   ncpu = 0;
   self = undefined;

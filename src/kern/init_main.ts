@@ -5,11 +5,11 @@
  * it decides how CPUs start and where the image comes from.
  */
 import { arg_init } from './arg.js';
-import { cpu_attach, cpu_detach, cpu_info } from './cpu.js';
+import { cpu_attach, cpu_detach, cpu_info, kcpuset_attached, kcpuset_running } from './cpu.js';
 import { cpu_ring, intr_init, thread_reset } from './intr.js';
 import { ipi_msg_init, ipi_nullop } from './ipi.js';
-import { kcpuset_atomic_clear, kcpuset_atomic_set, kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
-import { C_STATE, CPUST_HALTED, CPUST_RUNNING, cpu_word, H_ATTACHED, H_HALT, H_RUNNING, i32, ipireg_word, kmem_attach, kmem_detach, kmem_format, kmem_layout, R_FUNC } from './layout.js';
+import { kcpuset_atomic_clear, kcpuset_atomic_set } from './kcpuset.js';
+import { C_STATE, CPUST_HALTED, CPUST_RUNNING, cpu_word, H_HALT, i32, ipireg_word, kmem_attach, kmem_detach, kmem_format, kmem_layout, R_FUNC } from './layout.js';
 import { md_attach, type cpu_md } from './md.js';
 import { IPI_SYNCH_ID } from './param.js';
 import { shared_attach, shared_detach } from './shared.js';
@@ -30,10 +30,6 @@ export interface cpu_boot_args {
   poll: number;
 }
 
-/** kcpuset_attached: the CPUs of the machine.  kcpuset_running: those running. */
-export let kcpuset_attached: kcpuset_t = new kcpuset_t(new Int32Array(KCPUSET_NWORDS));
-export let kcpuset_running: kcpuset_t = new kcpuset_t(new Int32Array(KCPUSET_NWORDS));
-
 /** Create and format the kernel memory of an ncpu machine (the booting CPU, once). */
 export function kmem_create(ncpu: number): SharedArrayBuffer {
   const kmem = new SharedArrayBuffer(kmem_layout(ncpu).size);
@@ -46,8 +42,6 @@ export function cpu_init(args: cpu_boot_args, m: cpu_md): cpu_info {
   const ncpu = kmem_attach(args.kmem);
   md_attach(m);
   const ci = cpu_attach(ncpu, args.index, args.diagnostic);
-  kcpuset_attached = kcpuset_shared(new Int32Array(args.kmem, H_ATTACHED * 4, KCPUSET_NWORDS));
-  kcpuset_running = kcpuset_shared(new Int32Array(args.kmem, H_RUNNING * 4, KCPUSET_NWORDS));
   shared_attach(args.shared);
   sym_init(BUILTINS);
   arg_init(kmem_layout(ncpu).ncells);
@@ -102,6 +96,4 @@ export function cpu_halt(ci: cpu_info): void {
   thread_reset();
   md_attach(undefined);
   kmem_detach();
-  kcpuset_attached = new kcpuset_t(new Int32Array(KCPUSET_NWORDS));
-  kcpuset_running = new kcpuset_t(new Int32Array(KCPUSET_NWORDS));
 }

@@ -13,7 +13,8 @@
  *   3. when code lowers its IPL (splx, spl0) or calls preempt_point().
  *
  * The service pass (intr_service) is what an interrupt vector does in a
- * kernel: run the hard handlers (ipi_cpu_handler) at IPL_HIGH with
+ * kernel: run the hard handlers (the library's own vectors, then
+ * ipi_cpu_handler) at IPL_HIGH with
  * cpu_intr_p() true, then the soft interrupts that are above the level of
  * the interrupted code.  It is callable from any context.
  *
@@ -117,10 +118,7 @@ export function intr_hard(ci: cpu_info): boolean {
 
 /** splhigh: raise the IPL to IPL_HIGH; returns the previous level for splx(). */
 export function splhigh(): number {
-  const ci = curcpu();
-  const s = ci.ci_ilevel;
-  ci.ci_ilevel = IPL_HIGH;
-  return s;
+  return splraiseipl(IPL_HIGH);
 }
 
 /**
@@ -212,6 +210,32 @@ export function thread_reset(): void {
 
 /* ---------------------------------------------------------------- waits */
 
+/**
+ * Poll the doorbell for the poll window (halt-polling); true, counted, if it
+ * rang.  A clock read allocates and a spin does not, so the clock is read
+ * only now and then (poll_deadline).
+ */
+function doorbell_poll(ci: cpu_info, bell: number, seen: number): boolean {
+  let deadline = 0;
+  for (let spins = 1; ; spins++) {
+    if (Atomics.load(i32, bell) !== seen) {
+      f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]!++;
+      return true;
+    }
+    if ((spins & POLL_CLOCK_SPINS) === 0 && (deadline = poll_deadline(deadline)) === 0) return false;
+  }
+}
+
+/**
+ * The poll window's clock, read once per POLL_CLOCK_SPINS + 1 spins: the
+ * deadline (started at the first call, deadline 0), or 0 once it has passed.
+ */
+function poll_deadline(deadline: number): number {
+  const now = md.now();
+  if (deadline === 0) return now + poll_ms;
+  return now < deadline ? deadline : 0;
+}
+
 /** Take everything a waiting CPU must take; true if anything ran. */
 function intr_wait_service(ci: cpu_info): boolean {
   let ran = intr_service(ci, true);
@@ -235,13 +259,9 @@ export function intr_wait(fn: string, alt: string, done: (x: number) => boolean,
     if (done(x)) return;
     if (intr_wait_service(ci)) continue;
     if (machine_halted()) throw new IpiError(`${fn}: the machine was shut down while waiting`);
-    if (poll_ms > 0) {
-      /* Poll; read the clock only now and then (a clock read allocates, a spin does not). */
-      if ((++spins & POLL_CLOCK_SPINS) !== 0) continue;
-      const now = md.now();
-      if (deadline === 0) deadline = now + poll_ms;
-      if (now < deadline) continue;
-    }
+    /* Poll done(x) itself, not only the doorbell: the ring comes after the change, a little later. */
+    if (poll_ms > 0 && (++spins & POLL_CLOCK_SPINS) !== 0) continue;
+    if (poll_ms > 0 && (deadline = poll_deadline(deadline)) > 0) continue;
     if (!md.can_block) {
       throw new IpiError(`${fn}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); use ${alt}`);
     }
@@ -273,17 +293,6 @@ function yield_task(): Promise<void> {
   return new Promise((resolve) => md.defer(resolve));
 }
 
-/** Poll the doorbell for the poll window; true if it rang. */
-function idle_poll(bell: number, seen: number): boolean {
-  let deadline = 0;
-  for (let spins = 1; ; spins++) {
-    if (Atomics.load(i32, bell) !== seen) return true;
-    if ((spins & POLL_CLOCK_SPINS) !== 0) continue;
-    const now = md.now();
-    if (deadline === 0) deadline = now + poll_ms;
-    else if (now >= deadline) return false;
-  }
-}
 
 /**
  * The idle loop: service interrupts whenever the doorbell rings, poll it for
@@ -304,10 +313,7 @@ export async function cpu_idle(ci: cpu_info, poll: boolean): Promise<void> {
       await yield_task();
       continue;
     }
-    if (burst !== 0 && poll && poll_ms > 0 && idle_poll(bell, seen)) {
-      f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]!++;
-      continue;
-    }
+    if (burst !== 0 && poll && poll_ms > 0 && doorbell_poll(ci, bell, seen)) continue;
     burst = 0;
     f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
     const p = md.sleep_async(bell, seen, Infinity);

@@ -46,10 +46,10 @@
  * cross-call each other never deadlock.
  */
 import { arg_check, arg_decode, arg_decode_error, arg_decode_gen, arg_encode, arg_encode_error } from './arg.js';
-import { ci_check, cpu_info, curcpu, diagnostic, kpreempt_disable, kpreempt_disabled, kpreempt_enable, ncpu } from './cpu.js';
+import { ci_check, cpu_info, curcpu, diagnostic, kcpuset_attached, kpreempt_disable, kpreempt_disabled, kpreempt_enable, ncpu } from './cpu.js';
 import { IpiAssertionError, IpiError, KASSERT, typeError } from './errors.js';
 import { cpu_ring, cpu_ring_counted, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted } from './intr.js';
-import { kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
+import { kcpuset_countset, kcpuset_isset, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {
   C_DOORBELL, C_IPIPEND, C_MBOX, cell_ipireg, cell_msg, cell_msgerr, cpu_word, EV_INTR, EV_INTR_ERROR, EV_MBOX_FULL,
   EV_MSG_HANDLED, EV_MSG_SENT, evcnt_id_index, evcnt_index, EVI_COALESCED, EVI_RUN, EVI_SENT, f64, i32,
@@ -164,6 +164,11 @@ function ipi_mark_pending(self: number, ipi_id: number, target: number): boolean
   return false;
 }
 
+/** Trigger ipi_id on CPU target from self: mark it pending, ring only if it was clear. */
+function ipi_trigger_cpu(self: cpu_info, ipi_id: number, target: number): void {
+  if (ipi_mark_pending(self.ci_index, ipi_id, target)) cpu_ring_counted(self, target);
+}
+
 function trigger_check(fn: string, ipi_id: number): void {
   id_check(fn, ipi_id);
   if (!diagnostic) return;
@@ -184,39 +189,35 @@ export function ipi_trigger(ipi_id: number, ci: cpu_info): void {
   const target = ci_check(fn, 'ci', ci);
   trigger_check(fn, ipi_id);
   if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', ci);
-  if (ipi_mark_pending(self.ci_index, ipi_id, target)) cpu_ring_counted(self, target);
+  ipi_trigger_cpu(self, ipi_id, target);
 }
 
 function target_check(fn: string, target: unknown): kcpuset_t {
   if (!(target instanceof kcpuset_t)) throw typeError(fn, 'target', 'a kcpuset_t', target);
   /* Always checked: a member that is no CPU of this machine would never answer. */
-  const bits = target.bits;
   for (let w = 0; w < KCPUSET_NWORDS; w++) {
-    const lo = w * 32;
-    const attached = lo >= ncpu ? 0 : ncpu - lo >= 32 ? -1 : (1 << (ncpu - lo)) - 1;
-    const extra = bits[w]! & ~attached;
+    const extra = target.bits[w]! & ~kcpuset_attached.bits[w]!;
     if (extra !== 0) {
       throw new IpiAssertionError(`${fn}: assertion "kcpuset_match(target ∩ kcpuset_attached, target)" failed: ` +
-        `the set holds cpu${lo + 31 - Math.clz32(extra & -extra)}, which is not attached (ncpu ${ncpu})`);
+        `the set holds cpu${w * 32 + 31 - Math.clz32(extra & -extra)}, which is not attached (ncpu ${ncpu})`);
     }
   }
   return target;
 }
 
-function ipi_trigger_multi_internal(fn: string, ipi_id: number, target: kcpuset_t | null, skip_self: boolean): void {
+function ipi_trigger_multi_internal(fn: string, ipi_id: number, target: kcpuset_t, skip_self: boolean): void {
   const self = curcpu();
   trigger_check(fn, ipi_id);
   const me = self.ci_index;
   let local = false;
   for (let w = 0; w < KCPUSET_NWORDS; w++) {
-    for (let bits = target === null ? (w * 32 < ncpu ? -1 : 0) : target.bits[w]!; bits !== 0; bits &= bits - 1) {
+    for (let bits = target.bits[w]!; bits !== 0; bits &= bits - 1) {
       const c = w * 32 + 31 - Math.clz32(bits & -bits);
-      if (c >= ncpu) break;
       if (c === me) {
         local = true;
         continue;
       }
-      if (ipi_mark_pending(me, ipi_id, c)) cpu_ring_counted(self, c);
+      ipi_trigger_cpu(self, ipi_id, c);
     }
   }
   if (local && !skip_self) {
@@ -242,7 +243,7 @@ export function ipi_trigger_multi(ipi_id: number, target: kcpuset_t): void {
  */
 export function ipi_trigger_broadcast(ipi_id: number, skip_self: boolean): void {
   if (typeof skip_self !== 'boolean') throw typeError('ipi_trigger_broadcast', 'skip_self', 'a boolean', skip_self);
-  ipi_trigger_multi_internal('ipi_trigger_broadcast', ipi_id, null, skip_self);
+  ipi_trigger_multi_internal('ipi_trigger_broadcast', ipi_id, kcpuset_attached, skip_self);
 }
 
 /* Per-CPU: the generations seen when a pending word was taken, one array per nesting depth. */
@@ -329,8 +330,8 @@ function desc_release(d: number): void {
 }
 
 /**
- * Validate msg, take a descriptor and fill it in.  `remote` is what
- * _pending starts at; the caller publishes it.
+ * Validate msg, take a descriptor and fill it in.  The caller sets
+ * _pending, which publishes it.
  */
 function msg_prepare(fn: string, msg: ipi_msg_t<unknown>): number {
   if (typeof msg !== 'object' || msg === null) throw typeError(fn, 'msg', 'an ipi_msg_t ({ func, arg })', msg);
@@ -364,6 +365,12 @@ function msg_prepare(fn: string, msg: ipi_msg_t<unknown>): number {
   descMsg[d - descBase] = msg;
   msgDesc.set(msg, d);
   return d;
+}
+
+/** Send descriptor d to CPU target: its mailbox, then IPI_SYNCH_ID. */
+function msg_send(self: cpu_info, target: number, d: number): void {
+  put_msg(self, target, d);
+  ipi_trigger_cpu(self, IPI_SYNCH_ID, target);
 }
 
 /** Put descriptor d into CPU target's mailbox, spinning (and servicing) while it is full. */
@@ -444,8 +451,7 @@ export function ipi_unicast<A>(msg: ipi_msg_t<A>, ci: cpu_info): void {
   if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', ci);
   const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
   Atomics.store(i32, msg_word(d, M_PENDING), 1);
-  put_msg(self, target, d);
-  if (ipi_mark_pending(self.ci_index, IPI_SYNCH_ID, target)) cpu_ring_counted(self, target);
+  msg_send(self, target, d);
 }
 
 /**
@@ -460,25 +466,15 @@ export function ipi_multicast<A>(msg: ipi_msg_t<A>, target: kcpuset_t): void {
   target_check(fn, target);
   const me = self.ci_index;
   const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
-  let remote = 0;
-  for (let w = 0; w < KCPUSET_NWORDS; w++) remote += popcount(target.bits[w]!);
-  const local = (target.bits[me >> 5]! >>> (me & 31)) & 1;
-  Atomics.store(i32, msg_word(d, M_PENDING), remote - local);
+  const local = kcpuset_isset(target, me);
+  Atomics.store(i32, msg_word(d, M_PENDING), kcpuset_countset(target) - (local ? 1 : 0));
   for (let w = 0; w < KCPUSET_NWORDS; w++) {
     for (let bits = target.bits[w]!; bits !== 0; bits &= bits - 1) {
       const c = w * 32 + 31 - Math.clz32(bits & -bits);
-      if (c === me) continue;
-      put_msg(self, c, d);
-      if (ipi_mark_pending(me, IPI_SYNCH_ID, c)) cpu_ring_counted(self, c);
+      if (c !== me) msg_send(self, c, d);
     }
   }
   if (local) msg_run_local(d, msg as ipi_msg_t<unknown>);
-}
-
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
 }
 
 /**
@@ -493,31 +489,24 @@ export function ipi_broadcast<A>(msg: ipi_msg_t<A>, skip_self = false): void {
   const me = self.ci_index;
   const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
   Atomics.store(i32, msg_word(d, M_PENDING), ncpu - 1);
-  for (let c = 0; c < ncpu; c++) {
-    if (c === me) continue;
-    put_msg(self, c, d);
-    if (ipi_mark_pending(me, IPI_SYNCH_ID, c)) cpu_ring_counted(self, c);
-  }
+  for (let c = 0; c < ncpu; c++) if (c !== me) msg_send(self, c, d);
   if (!skip_self) msg_run_local(d, msg as ipi_msg_t<unknown>);
 }
 
 /** Wait predicate: all remote runs of descriptor d have acknowledged. */
 function msg_done(d: number): boolean {
   const p = Atomics.load(i32, msg_word(d, M_PENDING));
-  if (diagnostic && (p < 0 || p >= ncpu)) {
-    KASSERT(false, 'ipi_wait', 'msg->_pending < ncpu', 'the pending count is out of range', p);
-  }
+  if (diagnostic) KASSERT(p >= 0 && p < ncpu, 'ipi_wait', 'msg->_pending < ncpu', 'the pending count is out of range', p);
   return p === 0;
 }
 
 /** Give d back to the pool; throw the error of a run, if any. */
 function msg_finish(fn: string, d: number): void {
   const local = descLocalError[d - descBase];
-  const remote = Atomics.load(i32, msg_word(d, M_ERROR));
-  const hadLocal = local !== undefined;
+  const remote = Atomics.load(i32, msg_word(d, M_ERROR)) > 0 ? arg_decode_error(fn, cell_msgerr(d)) : undefined;
   desc_release(d);
-  if (hadLocal) throw local;
-  if (remote > 0) throw arg_decode_error(fn, cell_msgerr(d));
+  if (local !== undefined) throw local;
+  if (remote !== undefined) throw remote;
 }
 
 function wait_lookup(fn: string, msg: unknown): number {
