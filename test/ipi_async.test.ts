@@ -214,6 +214,7 @@ test('contract assertions name the call, the condition and the values', T, async
     assert.throws(() => ipi_register(image.count, (() => 1) as never), { name: 'TypeError', message: /ipi_register: arg must be sendable to another CPU/ });
     assert.throws(() => ipi_register(image.count, new Map() as never), /ipi_register: arg must be sendable.*got an object \(Map\)/);
     assert.throws(() => ipi_register(image.count, new Int32Array(2) as never), /arg is a view of memory other CPUs cannot reach/);
+    assert.throws(() => ipi_register(image.count, kcpuset_create(true) as never), /arg is a view of memory other CPUs cannot reach/);
     assert.throws(() => ipi_register(image.count, { a: [1, { f: Symbol('x') }] } as never), /arg\.a\[1\]\.f must be sendable/);
   } finally {
     await t.machine.shutdown();
