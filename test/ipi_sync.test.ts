@@ -193,8 +193,20 @@ test('a function that throws on a target: the target acknowledges, ipi_wait thro
       assert.match(e.remoteStack, /thrower/);
       return true;
     });
-    /* The local run's error is the caller's own. */
+    /* Every failing CPU is reported, the local run's error included (as its cause). */
     preempt(() => ipi_broadcast(msg));
+    assert.throws(() => ipi_wait(msg), (e: unknown) => {
+      assert.ok(e instanceof IpiRemoteError);
+      assert.deepEqual(e.errors.map((x) => x.cpu), [0, 1, 2]);
+      assert.equal(e.message, 'ipi_wait: the call failed on 3 CPUs: cpu0 threw TypeError: boom on cpu0; ' +
+        'cpu1 threw TypeError: boom on cpu1; cpu2 threw TypeError: boom on cpu2');
+      assert.ok(e.errors[0]!.cause instanceof TypeError);
+      return true;
+    });
+    /* A local run alone that fails: its error is the caller's own. */
+    const set = kcpuset_create(true);
+    kcpuset_set(set, 0);
+    preempt(() => ipi_multicast(msg, set));
     assert.throws(() => ipi_wait(msg), { name: 'TypeError', message: 'boom on cpu0' });
     /* The CPUs carry on. */
     const ok = { func: image.count, arg: 1 };

@@ -31,7 +31,7 @@ test('boot: CPU 0 is this thread, the others are running workers; shutdown leave
     await t.machine.shutdown();
   }
   assert.equal(ncpu, 0);
-  assert.throws(() => curcpu(), /not a CPU of a running machine/);
+  assert.throws(() => curcpu(), /curcpu: the machine this thread was a CPU of has been shut down/);
   assert.throws(() => t.machine.counters(), /has been shut down/);
   assert.throws(() => kpreempt_disable(), IpiError);
   assert.throws(() => shared('log'), /no shared buffer/);

@@ -216,23 +216,27 @@ test('xc_wait_async on the booting thread: resolves once done everywhere; reject
   }
 });
 
-test('an xcall function that throws is reported and counted, and the call still completes', T, async () => {
+test('an xcall function that throws: xc_wait throws every CPU\'s error, and the call still completes', T, async () => {
   const t = await boot(3);
   const errors = errorsOf(t);
   try {
     for (const [name, flags] of PRIS) {
-      errors.length = 0;
-      const before = t.machine.counters();
-      xc_wait(xc_broadcast(flags, thrower, `boom ${name}`, undefined));
-      await until('three error events', () => errors.length === 3);
-      assert.deepEqual(errors.map((e) => e.cpu).sort(), [0, 1, 2]);
-      for (const e of errors) assert.match(String((e.error as Error).message), new RegExp(`boom ${name} on cpu${e.cpu}`));
-      const after = t.machine.counters();
-      assert.deepEqual(after.map((e, k) => e.handler_errors - before[k]!.handler_errors), [1, 1, 1]);
+      assert.throws(() => xc_wait(xc_broadcast(flags, thrower, `boom ${name}`, undefined)), (e: unknown) => {
+        assert.ok(e instanceof IpiRemoteError);
+        assert.deepEqual(e.errors.map((x) => x.cpu), [0, 1, 2]);
+        for (const x of e.errors) assert.ok(x instanceof IpiRemoteError && x.remoteMessage === `boom ${name} on cpu${x.cpu}`);
+        assert.match(e.message, new RegExp(`^xc_wait: the call failed on 3 CPUs: cpu0 threw TypeError: boom ${name} on cpu0; cpu1 threw .*; cpu2 threw`));
+        return true;
+      });
+      /* One target: its own error. */
+      assert.throws(() => xc_wait(xc_unicast(flags, thrower, `one ${name}`, undefined, cpu_lookup(2))),
+        { name: 'IpiRemoteError', message: `xc_wait: the function threw on cpu2: TypeError: one ${name} on cpu2` });
       /* The class is not stuck. */
       xc_wait(xc_broadcast(flags, xc_count, 1, 1));
     }
     assert.deepEqual(t.row(1), [2, 2, 2]);
+    await sleep(20);
+    assert.deepEqual(errors, [], 'errors that a waiter took are not also events');
   } finally {
     await t.machine.shutdown();
   }
@@ -269,10 +273,12 @@ test('contract assertions: no xcall from interrupt context, nor from an xcall of
 
     /* A low priority xcall function issuing a low priority xcall would wait for itself. */
     errors.length = 0;
-    xc_wait(xc_unicast(0, xc_nested, 0, undefined, cpu_lookup(1)));
-    await until('the error event', () => errors.length === 1);
-    assert.equal((errors[0]!.error as Error).name, 'IpiAssertionError');
-    assert.match((errors[0]!.error as Error).message, /^xc_broadcast: assertion .* failed: .*would wait for itself/);
+    assert.throws(() => xc_wait(xc_unicast(0, xc_nested, 0, undefined, cpu_lookup(1))), (e: unknown) => {
+      assert.ok(e instanceof IpiRemoteError);
+      assert.equal(e.remoteName, 'IpiAssertionError');
+      assert.match(e.remoteMessage, /^xc_broadcast: assertion .* failed: .*would wait for itself/);
+      return true;
+    });
     /* A high priority one from a low priority function is fine. */
     errors.length = 0;
     xc_wait(xc_unicast(0, xc_nested, XC_HIGHPRI, undefined, cpu_lookup(1)));

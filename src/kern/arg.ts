@@ -9,7 +9,9 @@
  *     allocates nothing there either;
  *   - strings, larger bigints, and plain data (JSON: plain objects, arrays,
  *     strings, finite numbers, booleans, null): copied, at most
- *     IPI_ARG_MAXBYTES of text;
+ *     IPI_ARG_MAXBYTES of text.  Views of shared buffers and kcpuset_t
+ *     inside plain data still go by reference (a marker in the text);
+ *     the receiving CPU makes new views for them at each run;
  *   - anything else is refused with a TypeError that says what to pass.
  *
  * The writer owns the cell until it publishes it with an atomic store (the
@@ -17,7 +19,7 @@
  * after the atomic load that found it.  Those atomics order the plain
  * accesses here.
  */
-import { IpiRemoteError, rangeError, typeError } from './errors.js';
+import { IpiError, rangeError, typeError } from './errors.js';
 import { kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import { CELL_A, CELL_B, CELL_BYTES_OFF, CELL_C, CELL_NUM, CELL_TAG, cell_offset, f64, i32, i64, u8 } from './layout.js';
 import { IPI_ARG_MAXBYTES } from './param.js';
@@ -46,7 +48,10 @@ const VIEW_KINDS: readonly ViewCtor[] = [
 const viewKind = new Map<unknown, number>(VIEW_KINDS.map((c, i) => [c, i]));
 
 const SENDABLE = 'numbers, booleans, null, undefined, bigints, strings, plain data (JSON), ' +
-  'or views of the machine\'s shared buffers (boot({ shared }))';
+  'views of the machine\'s shared buffers (boot({ shared })), or kcpuset_t kept in them';
+
+/** The key of a view's marker in plain data's JSON text: [tag, kind, buffer id, byte offset, length]. */
+const VIEW_KEY = '\u0000ipi9:view';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -80,6 +85,15 @@ function plain_check(fn: string, path: string, v: unknown, depth: number): void 
       for (let i = 0; i < v.length; i++) plain_check(fn, `${path}[${i}]`, v[i], depth + 1);
       return;
     }
+    if (v instanceof kcpuset_t) {
+      shared_ref_id(fn, path, v.bits);
+      return;
+    }
+    if (ArrayBuffer.isView(v)) {
+      view_kind(fn, path, v);
+      shared_ref_id(fn, path, v);
+      return;
+    }
     const proto = Object.getPrototypeOf(v);
     if (proto === Object.prototype || proto === null) {
       for (const k of Object.keys(v)) plain_check(fn, `${path}.${k}`, (v as Record<string, unknown>)[k], depth + 1);
@@ -87,6 +101,24 @@ function plain_check(fn: string, path: string, v: unknown, depth: number): void 
     }
   }
   throw typeError(fn, path, `sendable to another CPU (${SENDABLE})`, v);
+}
+
+/** JSON.stringify's replacer for plain data: views and sets of shared memory become markers. */
+function json_replacer(_key: string, v: unknown): unknown {
+  if (v instanceof kcpuset_t) return { [VIEW_KEY]: [T_KCPUSET, 0, shared_id(v.bits.buffer), v.bits.byteOffset, KCPUSET_NWORDS] };
+  if (typeof v === 'object' && v !== null && ArrayBuffer.isView(v)) {
+    const length = v instanceof DataView ? v.byteLength : (v as Uint8Array).length;
+    return { [VIEW_KEY]: [T_VIEW, viewKind.get(v.constructor) ?? 0, shared_id(v.buffer), v.byteOffset, length] };
+  }
+  return v;
+}
+
+/** JSON.parse's reviver: markers become views of this CPU's shared buffers again. */
+function json_reviver(_key: string, v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || !(VIEW_KEY in v)) return v;
+  const [tag, kind, id, byteOffset, length] = (v as Record<string, number[]>)[VIEW_KEY]!;
+  const buf = shared_buf(id!);
+  return tag === T_KCPUSET ? kcpuset_shared(new Int32Array(buf, byteOffset, length)) : new VIEW_KINDS[kind!]!(buf, byteOffset!, length!);
 }
 
 /** The number of the machine shared buffer v views; throws if it views other memory. */
@@ -116,8 +148,11 @@ function put_shared_ref(fn: string, what: string, off: number, tag: number, kind
 }
 
 /**
- * Check that v can be sent, throwing what arg_encode would throw, without
- * writing anything (for callers that must validate before they commit).
+ * Check that v can be sent, throwing the TypeError arg_encode would throw
+ * for its type, without writing anything (for callers that must validate
+ * before they commit).  Size limits are arg_encode's alone: they are known
+ * only once the value is written, so a caller that must not fail after it
+ * commits encodes first (as ipi_register does).
  */
 export function arg_check(fn: string, what: string, v: unknown): void {
   switch (typeof v) {
@@ -125,15 +160,6 @@ export function arg_check(fn: string, what: string, v: unknown): void {
       return;
     case 'object':
       if (v === null) return;
-      if (v instanceof kcpuset_t) {
-        shared_ref_id(fn, what, v.bits);
-        return;
-      }
-      if (ArrayBuffer.isView(v)) {
-        view_kind(fn, what, v);
-        shared_ref_id(fn, what, v);
-        return;
-      }
       plain_check(fn, what, v, 0);
       return;
     default:
@@ -185,7 +211,7 @@ export function arg_encode(fn: string, what: string, cell: number, v: unknown): 
         return;
       }
       plain_check(fn, what, v, 0);
-      if (!put_text(off, T_JSON, JSON.stringify(v))) {
+      if (!put_text(off, T_JSON, JSON.stringify(v, json_replacer))) {
         throw new RangeError(`${fn}: ${what} is plain data longer than IPI_ARG_MAXBYTES (${IPI_ARG_MAXBYTES}) bytes as JSON: put it in a shared buffer and pass a view`);
       }
       return;
@@ -253,24 +279,13 @@ export function arg_decode(cell: number): unknown {
     case T_BIGINT: return i64[(off + CELL_NUM) >> 3];
     case T_BIGSTR: return BigInt(get_text(off));
     case T_STRING: return get_text(off);
-    case T_JSON: return JSON.parse(get_text(off));
+    case T_JSON: return JSON.parse(get_text(off), json_reviver);
     case T_VIEW: case T_KCPUSET: return get_shared_ref(cell, off, tag);
-    default: throw new Error(`arg_decode: corrupt argument cell ${cell} (tag ${tag})`);
+    default: throw new IpiError(`arg_decode: corrupt argument cell ${cell} (tag ${tag})`);
   }
 }
 
-/** Record an error thrown on CPU `cpu` in a cell, shortened to fit. */
-export function arg_encode_error(cell: number, cpu: number, e: unknown): void {
-  const err = e instanceof Error ? e : new Error(String(e));
-  let rec = { cpu, name: String(err.name), message: String(err.message), stack: String(err.stack ?? '') };
-  for (let budget = IPI_ARG_MAXBYTES / 2; ; budget >>= 1) {
-    if (put_text(cell_offset(cell), T_JSON, JSON.stringify(rec))) return;
-    rec = { cpu, name: rec.name.slice(0, 64), message: rec.message.slice(0, budget), stack: rec.stack.slice(0, budget) };
-  }
-}
-
-/** The error recorded in a cell, as thrown by `fn` on the waiting CPU. */
-export function arg_decode_error(fn: string, cell: number): IpiRemoteError {
-  const r = arg_decode(cell) as { cpu: number; name: string; message: string; stack: string };
-  return new IpiRemoteError(fn, r.cpu, r.name, r.message, r.stack);
+/** Write JSON text (which must fit: callers shorten it) into a cell, as plain data. */
+export function arg_encode_text(cell: number, json: string): void {
+  if (!put_text(cell_offset(cell), T_JSON, json)) throw new IpiError(`arg_encode_text: ${json.length} characters do not fit a cell`);
 }

@@ -7,9 +7,12 @@
  * the preemption count.  That state is module state, so every piece of code
  * on a thread must load this library from the same file (see instance.ts).
  */
-import { IpiError, rangeError, typeError } from './errors.js';
+import { arg_decode, arg_encode } from './arg.js';
+import { IpiCpuDeadError, IpiError, rangeError, typeError, type error_record } from './errors.js';
 import { kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
-import { C_IPIPEND, C_MDIPI, cpu_word, H_ATTACHED, H_RUNNING, i32 } from './layout.js';
+import {
+  ACT_MASK, ACT_SHIFT, C_ACT, C_ACTSEQ, C_DOORBELL, cell_death, C_IPIPEND, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, H_ATTACHED, H_DEAD, H_RUNNING, i32,
+} from './layout.js';
 
 /* Interrupt priority levels, in NetBSD's order. */
 export const IPL_NONE = 0;
@@ -35,6 +38,10 @@ export class cpu_info {
   readonly ci_ipipend: number;
   /** Kernel word index of this CPU's machine-dependent vector bits. @internal */
   readonly ci_mdipi: number;
+  /** Kernel word index of this CPU's doorbell. @internal */
+  readonly ci_doorbell: number;
+  /** Kernel word index of this CPU's activity (C_ACT; C_ACTSEQ follows it). @internal */
+  readonly ci_act: number;
   /* State below is live on the CPU's own thread only. */
   /** Interrupt priority level. @internal */
   ci_ilevel = IPL_NONE;
@@ -52,6 +59,8 @@ export class cpu_info {
     this.ci_index = index;
     this.ci_ipipend = cpu_word(index, C_IPIPEND);
     this.ci_mdipi = cpu_word(index, C_MDIPI);
+    this.ci_doorbell = cpu_word(index, C_DOORBELL);
+    this.ci_act = cpu_word(index, C_ACT);
   }
 
   toString(): string {
@@ -71,14 +80,20 @@ export let diagnostic = true;
  */
 export let kcpuset_attached: kcpuset_t = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
 export let kcpuset_running: kcpuset_t = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
+/** The CPUs that died while the machine ran (kernel memory). @internal */
+export let kcpuset_dead: kcpuset_t = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
 
 let cpus: readonly cpu_info[] = [];
 let self: cpu_info | undefined;
+/** This thread was a CPU of a machine that has been shut down (for the error message). */
+let was_shut_down = false;
 
 /** Attach this thread as CPU `index` of an ncpu machine (kernel memory attached). @internal */
 export function cpu_attach(n: number, index: number, diag: boolean): cpu_info {
   kcpuset_attached = kcpuset_shared(new Int32Array(i32.buffer, H_ATTACHED * 4, KCPUSET_NWORDS));
   kcpuset_running = kcpuset_shared(new Int32Array(i32.buffer, H_RUNNING * 4, KCPUSET_NWORDS));
+  kcpuset_dead = kcpuset_shared(new Int32Array(i32.buffer, H_DEAD * 4, KCPUSET_NWORDS));
+  was_shut_down = false;
   cpus = Array.from({ length: n }, (_, i) => new cpu_info(i));
   ncpu = n;
   diagnostic = diag;
@@ -90,9 +105,28 @@ export function cpu_attach(n: number, index: number, diag: boolean): cpu_info {
 export function cpu_detach(): void {
   kcpuset_attached = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
   kcpuset_running = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
+  kcpuset_dead = kcpuset_shared(new Int32Array(KCPUSET_NWORDS));
   cpus = [];
   ncpu = 0;
   self = undefined;
+  was_shut_down = true;
+}
+
+/** The error of a call made on a thread that is no CPU of a running machine. */
+export function no_machine(fn: string): IpiError {
+  return new IpiError(was_shut_down
+    ? `${fn}: the machine this thread was a CPU of has been shut down`
+    : `${fn}: this thread is not a CPU of a running machine (call boot() first)`);
+}
+
+/**
+ * The current CPU, for the entry point `fn`: every entry point that needs
+ * the machine calls this first, so that a call before boot() or after
+ * shutdown() says so rather than failing somewhere inside.
+ */
+export function cpu_self(fn: string): cpu_info {
+  if (self === undefined) throw no_machine(fn);
+  return self;
 }
 
 /**
@@ -100,8 +134,7 @@ export function cpu_detach(): void {
  * => Throws if this thread is not a CPU of a running machine.
  */
 export function curcpu(): cpu_info {
-  if (self === undefined) throw new IpiError('curcpu: this thread is not a CPU of a running machine (call boot() first)');
-  return self;
+  return cpu_self('curcpu');
 }
 
 /** cpu_number: the index of the current CPU. */
@@ -122,6 +155,7 @@ export function cpu_index(ci: cpu_info): number {
  * => idx must be an integer in [0, ncpu).
  */
 export function cpu_lookup(idx: number): cpu_info {
+  cpu_self('cpu_lookup');
   if (typeof idx !== 'number') throw typeError('cpu_lookup', 'idx', 'a number', idx);
   if (!Number.isInteger(idx) || idx < 0 || idx >= ncpu) throw rangeError('cpu_lookup', 'idx', `an integer in [0, ${ncpu})`, idx);
   return cpus[idx]!;
@@ -132,6 +166,7 @@ export function cpu_lookup(idx: number): cpu_info {
  * Bad input, checked whether or not the machine is diagnostic.
  */
 export function ci_check(fn: string, what: string, ci: unknown): number {
+  cpu_self(fn);
   if (!(ci instanceof cpu_info)) throw typeError(fn, what, 'a cpu_info (curcpu(), cpu_lookup())', ci);
   if (cpus[ci.ci_index] !== ci) throw new IpiError(`${fn}: ${what} (${ci}) is not a CPU of the running machine`);
   return ci.ci_index;
@@ -169,4 +204,76 @@ export function cpu_intr_p(): boolean {
 /** cpu_softintr_p: true inside a soft interrupt handler. */
 export function cpu_softintr_p(): boolean {
   return curcpu().ci_softdepth > 0;
+}
+
+/* ------------------------------------------------------------- life */
+
+/** True if CPU `c` has died. */
+export function cpu_dead_p(c: number): boolean {
+  return Atomics.load(i32, cpu_word(c, C_STATE)) === CPUST_DEAD;
+}
+
+/** Why a CPU died, as kept in its death cell. */
+export interface cpu_death {
+  /** In words: "process.exit(3)", "uncaught TypeError: boom", "terminated". */
+  readonly reason: string;
+  /** Its exit code, if it exited. */
+  readonly exitCode: number | null;
+  /** The error that killed it, if one did. */
+  readonly error: error_record | null;
+}
+
+/** Record why CPU c dies, before it is marked dead (whoever marks it). @internal */
+export function cpu_death_write(c: number, death: cpu_death): void {
+  arg_encode('cpu_death', 'death', cell_death(c), { reason: death.reason.slice(0, 300), exitCode: death.exitCode,
+    error: death.error && { name: death.error.name.slice(0, 100), message: death.error.message.slice(0, 300), stack: death.error.stack.slice(0, 400) } });
+}
+
+/** Why dead CPU c died. */
+export function cpu_death_record(c: number): cpu_death {
+  return arg_decode(cell_death(c)) as cpu_death;
+}
+
+/**
+ * The error of `fn` for dead CPU c: a wait it had not answered (`sending`
+ * false), or a call to it (`sending` true).
+ */
+export function cpu_dead_error(fn: string, c: number, sending: boolean): IpiCpuDeadError {
+  const d = cpu_death_record(c);
+  const msg = sending ? `${fn}: cpu${c} is dead (${d.reason}): nothing can be sent to it`
+    : `${fn}: cpu${c} died (${d.reason}) before it answered`;
+  return new IpiCpuDeadError(msg, c, d.reason, d.exitCode ?? undefined);
+}
+
+/* ---------------------------------------------------------- activity */
+
+/*
+ * What a CPU is doing, for the reports of waits that time out: an ACT_*
+ * kind and an argument (a symbol, or a wait code), in its C_ACT word, and
+ * a sequence number bumped at every change, so that a reader can tell that
+ * a CPU has been doing the same thing since it last looked.  Only the CPU
+ * itself writes them, with plain stores (a few nanoseconds per handler);
+ * readers may see them stale, which a report can afford.
+ */
+
+/** Enter an activity; returns the one to restore with act_leave(). */
+export function act_enter(ci: cpu_info, kind: number, arg: number): number {
+  const w = ci.ci_act;
+  const prev = i32[w]!;
+  i32[w] = kind | (arg << ACT_SHIFT);
+  i32[w + 1]!++;
+  return prev;
+}
+
+/** Go back to the activity act_enter() returned. */
+export function act_leave(ci: cpu_info, prev: number): void {
+  const w = ci.ci_act;
+  i32[w] = prev;
+  i32[w + 1]!++;
+}
+
+/** Another CPU's activity: [kind, arg, sequence number]. */
+export function act_read(c: number): [kind: number, arg: number, seq: number] {
+  const a = Atomics.load(i32, cpu_word(c, C_ACT));
+  return [a & ACT_MASK, a >>> ACT_SHIFT, Atomics.load(i32, cpu_word(c, C_ACTSEQ))];
 }

@@ -27,12 +27,16 @@
  * at once: no wake-up is lost.  All of these are sequentially consistent
  * Atomics, which is what orders them.
  */
-import { cpu_info, curcpu, ipl_check, IPL_HIGH, IPL_NONE } from './cpu.js';
-import { IpiError } from './errors.js';
+import { act_enter, act_leave, act_read, cpu_death_record, cpu_info, cpu_self, diagnostic, ipl_check, IPL_HIGH, IPL_NONE } from './cpu.js';
+import { IpiError, IpiTimeoutError, type IpiCpuState } from './errors.js';
 import { ipi_cpu_handler } from './ipi.js';
-import { C_DOORBELL, C_MDIPI, cpu_word, EV_DOORBELL, EV_POLL_HIT, EV_SLEEP, evcnt_index, f64, H_HALT, i32, XC_HIGHPRI, XC_LOWPRI } from './layout.js';
+import {
+  ACT_IDLE, ACT_IPI, ACT_MSG, ACT_SOFT, ACT_THREAD, ACT_WAIT, ACT_XCALL, C_DOORBELL, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, CPUST_HALTED,
+  EV_DOORBELL, EV_POLL_HIT, EV_SLEEP, EV_TIMEOUT, evcnt_index, f64, H_HALT, i32, XC_CLASS_HIGH, XC_CLASS_LOW,
+} from './layout.js';
 import { md } from './md.js';
 import { softint_dispatch } from './softint.js';
+import { sym_name } from './symbol.js';
 import { xc_vector } from './xcall.js';
 
 /** Longest single sleep of a wait; waits re-check the machine's state after it. */
@@ -45,9 +49,12 @@ const POLL_CLOCK_SPINS = 255;
 
 /** How long (ms) an idle or waiting CPU polls before it sleeps; set at boot. */
 let poll_ms = 0;
+/** A diagnostic wait with no timeout reports itself once after this long (ms; boot's stallReport). */
+let stall_ms = Infinity;
 
-export function intr_init(pollMicros: number): void {
+export function intr_init(pollMicros: number, stallMs: number): void {
   poll_ms = pollMicros / 1000;
+  stall_ms = stallMs > 0 ? stallMs : Infinity;
 }
 
 /** Ring CPU `target`'s doorbell: it re-examines its state. */
@@ -84,12 +91,12 @@ export function intr_service(ci: cpu_info, hardAnyIpl: boolean): boolean {
  * registered IPIs (NetBSD's x86 has its own IPI for xcalls the same way), so
  * they take no id from ipi_register().
  */
-export const VEC_XCALL_LOW = 1 << XC_LOWPRI;
-export const VEC_XCALL_HIGH = 1 << XC_HIGHPRI;
+export const VEC_XCALL_LOW = 1 << XC_CLASS_LOW;
+export const VEC_XCALL_HIGH = 1 << XC_CLASS_HIGH;
 
-/** Raise vector `vec` on CPU `target`; ring it if the vector was not pending. */
+/** Raise the vectors `vec` on CPU `target`; ring it unless they were all pending already. */
 export function intr_send_vector(self: cpu_info, target: number, vec: number): void {
-  if ((Atomics.or(i32, cpu_word(target, C_MDIPI), vec) & vec) === 0) cpu_ring_counted(self, target);
+  if ((Atomics.or(i32, cpu_word(target, C_MDIPI), vec) & vec) !== vec) cpu_ring_counted(self, target);
 }
 
 /**
@@ -104,8 +111,8 @@ export function intr_hard(ci: cpu_info): boolean {
   ci.ci_idepth++;
   try {
     const vec = Atomics.exchange(i32, ci.ci_mdipi, 0);
-    if (vec & VEC_XCALL_LOW) xc_vector(XC_LOWPRI);
-    if (vec & VEC_XCALL_HIGH) xc_vector(XC_HIGHPRI);
+    if (vec & VEC_XCALL_LOW) xc_vector(XC_CLASS_LOW);
+    if (vec & VEC_XCALL_HIGH) xc_vector(XC_CLASS_HIGH);
     ipi_cpu_handler(ci);
   } finally {
     ci.ci_idepth--;
@@ -126,8 +133,8 @@ export function splhigh(): number {
  * => ipl must be an IPL_* level.
  */
 export function splraiseipl(ipl: number): number {
+  const ci = cpu_self('splraiseipl');
   ipl_check('splraiseipl', ipl);
-  const ci = curcpu();
   const s = ci.ci_ilevel;
   if (ipl > s) ci.ci_ilevel = ipl;
   return s;
@@ -139,8 +146,8 @@ export function splraiseipl(ipl: number): number {
  * => s must be an IPL_* level.
  */
 export function splx(s: number): void {
+  const ci = cpu_self('splx');
   ipl_check('splx', s);
-  const ci = curcpu();
   const old = ci.ci_ilevel;
   ci.ci_ilevel = s;
   if (s < old) intr_service(ci, false);
@@ -157,7 +164,7 @@ export function spl0(): void {
  * work (low-priority cross-calls).
  */
 export function preempt_point(): void {
-  const ci = curcpu();
+  const ci = cpu_self('preempt_point');
   intr_service(ci, false);
   if (thread_context_p(ci)) thread_run();
 }
@@ -168,12 +175,23 @@ export function preempt_point(): void {
  * Work that must run in thread context on this CPU (xcall(9) at low
  * priority): a task of the event loop, or earlier, inside a wait or
  * preempt_point() that this CPU reaches in thread context.
+ *
+ * Not inside a wait while this CPU holds the high-priority xcall lock
+ * (thread_work_hold): that wait needs only soft interrupts to end, and the
+ * work may be an xcall function that issues a high-priority xcall itself,
+ * which would wait for the lock its own CPU holds.
  */
 const threadq: (() => void)[] = [];
 let threadq_scheduled = false;
+let thread_held = 0;
 
 function thread_context_p(ci: cpu_info): boolean {
   return ci.ci_idepth === 0 && ci.ci_softdepth === 0 && ci.ci_ilevel === IPL_NONE;
+}
+
+/** Keep (+1) or let again (-1) waits on this CPU run thread work. */
+export function thread_work_hold(delta: 1 | -1): void {
+  thread_held += delta;
 }
 
 /** Queue fn to run in thread context on this CPU. */
@@ -206,14 +224,53 @@ function thread_run(): boolean {
 export function thread_reset(): void {
   threadq.length = 0;
   threadq_scheduled = false;
+  thread_held = 0;
 }
 
 /* ---------------------------------------------------------------- waits */
 
 /**
+ * What a wait waits for: `done(x)` becomes true once it is over, and
+ * `owing(x, out)` lists the CPUs it still waits for (for reports).  A
+ * channel is a constant object and x its argument, so that a wait
+ * allocates nothing.
+ */
+export interface wait_chan {
+  done(x: number): boolean;
+  owing(x: number, out: number[]): void;
+}
+
+/*
+ * Wait codes: the caller of a wait, for its errors and for what a CPU is
+ * doing while it waits (ACT_WAIT's argument, read by other CPUs: a fixed
+ * table).  Each has the form to use on a thread that cannot block.
+ */
+export const W_IPI_WAIT = 0;
+export const W_XC_WAIT = 1;
+export const W_XC_BROADCAST = 2;
+export const W_XC_UNICAST = 3;
+export const W_XC_BARRIER = 4;
+export const W_IPI_UNREGISTER = 5;
+export const W_SOFTINT_DISESTABLISH = 6;
+export const W_IPI_WAIT_ASYNC = 7;
+export const W_XC_WAIT_ASYNC = 8;
+const WAIT_NAMES = [
+  'ipi_wait', 'xc_wait', 'xc_broadcast', 'xc_unicast', 'xc_barrier', 'ipi_unregister', 'softint_disestablish',
+  'ipi_wait_async', 'xc_wait_async',
+] as const;
+const WAIT_ALT = [
+  'ipi_wait_async()', 'xc_wait_async()', 'xc_broadcast on a thread that can block', 'xc_unicast on a thread that can block',
+  'xc_barrier on a thread that can block', 'ipi_unregister on a thread that can block',
+  'softint_disestablish on a thread that can block', '', '',
+] as const;
+
+/** The name of wait code w. */
+export const wait_name = (w: number): string => WAIT_NAMES[w] ?? 'a wait';
+
+/**
  * Poll the doorbell for the poll window (halt-polling); true, counted, if it
- * rang.  A clock read allocates and a spin does not, so the clock is read
- * only now and then (poll_deadline).
+ * rang.  A clock read costs more than a spin, so the clock is read only now
+ * and then (poll_deadline).
  */
 function doorbell_poll(ci: cpu_info, bell: number, seen: number): boolean {
   let deadline = 0;
@@ -239,51 +296,175 @@ function poll_deadline(deadline: number): number {
 /** Take everything a waiting CPU must take; true if anything ran. */
 function intr_wait_service(ci: cpu_info): boolean {
   let ran = intr_service(ci, true);
-  if (threadq.length !== 0 && thread_context_p(ci)) ran = thread_run() || ran;
+  if (threadq.length !== 0 && thread_held === 0 && thread_context_p(ci)) ran = thread_run() || ran;
   return ran;
 }
 
-/**
- * Block until done(x) is true, servicing this CPU's interrupts meanwhile.
- * `done` is a top-level function and x its argument, so that a wait
- * allocates nothing.  `fn` names the caller and `alt` its non-blocking
- * alternative, for the error on a thread that cannot block.
- */
-export function intr_wait(fn: string, alt: string, done: (x: number) => boolean, x: number): void {
-  const ci = curcpu();
-  const bell = cpu_word(ci.ci_index, C_DOORBELL);
-  let spins = 0;
-  let deadline = 0;
-  for (;;) {
-    const seen = Atomics.load(i32, bell);
-    if (done(x)) return;
-    if (intr_wait_service(ci)) continue;
-    if (machine_halted()) throw new IpiError(`${fn}: the machine was shut down while waiting`);
-    /* Poll done(x) itself, not only the doorbell: the ring comes after the change, a little later. */
-    if (poll_ms > 0 && (++spins & POLL_CLOCK_SPINS) !== 0) continue;
-    if (poll_ms > 0 && (deadline = poll_deadline(deadline)) > 0) continue;
-    if (!md.can_block) {
-      throw new IpiError(`${fn}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); use ${alt}`);
-    }
-    f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
-    md.sleep(bell, seen, SLEEP_MS);
+function halted_error(w: number): IpiError {
+  return new IpiError(`${wait_name(w)}: the machine was shut down while waiting`);
+}
+
+/** What CPU c is doing, in words. */
+export function act_text(c: number): string {
+  const st = Atomics.load(i32, cpu_word(c, C_STATE));
+  if (st === CPUST_DEAD) return `dead (${cpu_death_record(c).reason})`;
+  if (st === CPUST_HALTED) return 'halted';
+  const [kind, arg] = act_read(c);
+  switch (kind) {
+    case ACT_THREAD: return 'running thread code that reaches no interrupt point';
+    case ACT_IDLE: return 'in its event loop (asleep, or running tasks that reach no interrupt point)';
+    case ACT_WAIT: return `waiting in ${wait_name(arg)}`;
+    case ACT_IPI: return `in IPI handler ${sym_name(arg)}`;
+    case ACT_MSG: return `in cross-call function ${sym_name(arg)}`;
+    case ACT_SOFT: return `in soft interrupt handler ${sym_name(arg)}`;
+    case ACT_XCALL: return `in xcall function ${sym_name(arg)}`;
+    default: return 'in an unknown state';
   }
 }
 
-/** The same wait as a promise: works on any thread and keeps its event loop running. */
-export async function intr_wait_async(fn: string, done: (x: number) => boolean, x: number): Promise<void> {
-  const ci = curcpu();
-  const bell = cpu_word(ci.ci_index, C_DOORBELL);
-  for (;;) {
-    if (machine_halted()) throw new IpiError(`${fn}: the machine was shut down while waiting`);
-    const seen = Atomics.load(i32, bell);
-    /* Again after reading the doorbell: a halt after this point rings it, so the sleep below returns. */
-    if (machine_halted()) throw new IpiError(`${fn}: the machine was shut down while waiting`);
-    if (done(x)) return;
-    if (intr_wait_service(ci)) continue;
-    f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
-    const p = md.sleep_async(bell, seen, SLEEP_MS);
-    if (p !== undefined) await p;
+/**
+ * What the CPUs a wait still waits for were doing when it began (taken when
+ * it first sleeps, so the fast path never allocates), to tell in a report
+ * which have not moved since.
+ */
+class wait_snapshot {
+  readonly at: number;
+  readonly acts = new Map<number, string>();
+
+  constructor(chan: wait_chan, x: number, now: number) {
+    this.at = now;
+    const cpus: number[] = [];
+    chan.owing(x, cpus);
+    for (const c of cpus) this.acts.set(c, act_read(c).join());
+  }
+
+  /** The CPUs still owed and what each is doing. */
+  report(chan: wait_chan, x: number, now: number): IpiCpuState[] {
+    const cpus: number[] = [];
+    chan.owing(x, cpus);
+    return cpus.map((cpu) => ({
+      cpu,
+      doing: act_text(cpu),
+      forMs: this.acts.get(cpu) === act_read(cpu).join() ? Math.round(now - this.at) : undefined,
+    }));
+  }
+}
+
+function states_text(states: readonly IpiCpuState[]): string {
+  if (states.length === 0) return 'no CPU is named as owing it';
+  return states.map((s) => `cpu${s.cpu} ${s.doing}${s.forMs !== undefined ? ` (for at least ${s.forMs} ms)` : ''}`).join('; ');
+}
+
+function cpus_text(states: readonly IpiCpuState[]): string {
+  return states.length === 0 ? '' : ` for ${states.map((s) => `cpu${s.cpu}`).join(', ')}`;
+}
+
+function timeout_error(w: number, timeout: number, states: IpiCpuState[]): IpiTimeoutError {
+  return new IpiTimeoutError(`${wait_name(w)}: timed out after ${timeout} ms waiting${cpus_text(states)}: ${states_text(states)}`,
+    timeout, states);
+}
+
+/** A diagnostic wait with no timeout has waited stall_ms: say once which CPUs it waits for. */
+function stall_report(ci: cpu_info, w: number, states: IpiCpuState[], waited: number): void {
+  console.warn(`ipi: ${wait_name(w)} on cpu${ci.ci_index} has waited ${Math.round(waited)} ms${cpus_text(states)}: ` +
+    `${states_text(states)}; still waiting (boot option stallReport)`);
+}
+
+/** Validate a wait's timeout (milliseconds; undefined for none). */
+export function timeout_check(fn: string, timeout: unknown): number {
+  if (timeout === undefined) return Infinity;
+  if (typeof timeout !== 'number') throw new TypeError(`${fn}: options.timeout must be a number of milliseconds, got ${typeof timeout}`);
+  if (!(timeout >= 0)) throw new RangeError(`${fn}: options.timeout must be a number of milliseconds >= 0, got ${timeout}`);
+  return timeout;
+}
+
+/**
+ * Block until chan.done(x), servicing this CPU's interrupts meanwhile.
+ * `w` is the wait code of the caller.  After `timeout` ms it throws an
+ * IpiTimeoutError naming the CPUs that have not answered; what it waited
+ * for is untouched, so a later wait can take it up.
+ */
+export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number): void {
+  const ci = cpu_self(wait_name(w));
+  const bell = ci.ci_doorbell;
+  const act = act_enter(ci, ACT_WAIT, w);
+  try {
+    let spins = 0;
+    let pollEnd = 0;
+    let snap: wait_snapshot | undefined;
+    let stalled = false;
+    for (;;) {
+      const seen = Atomics.load(i32, bell);
+      if (chan.done(x)) return;
+      if (intr_wait_service(ci)) continue;
+      if (machine_halted()) throw halted_error(w);
+      /* Poll done(x) itself, not only the doorbell: the ring comes after the change, a little later. */
+      if (poll_ms > 0 && (++spins & POLL_CLOCK_SPINS) !== 0) continue;
+      const now = md.now();
+      if (pollEnd === 0) pollEnd = now + poll_ms;
+      if (now < pollEnd && timeout === Infinity) continue;
+      snap ??= new wait_snapshot(chan, x, now);
+      const waited = now - snap.at;
+      if (waited >= timeout) {
+        f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
+        throw timeout_error(w, timeout, snap.report(chan, x, now));
+      }
+      if (!stalled && diagnostic && timeout === Infinity && waited >= stall_ms) {
+        stalled = true;
+        stall_report(ci, w, snap.report(chan, x, now), waited);
+      }
+      if (now < pollEnd) continue;
+      if (!md.can_block) {
+        throw new IpiError(`${wait_name(w)}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); ` +
+          `use ${WAIT_ALT[w]}`);
+      }
+      f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
+      md.sleep(bell, seen, Math.min(SLEEP_MS, timeout - waited, stalled ? Infinity : stall_ms - waited));
+    }
+  } finally {
+    act_leave(ci, act);
+  }
+}
+
+/**
+ * intr_wait as a promise: works on any thread and keeps its event loop
+ * running.  `signal` aborts it: it rejects with the signal's reason.
+ */
+export async function intr_wait_async(w: number, chan: wait_chan, x: number, timeout: number, signal: AbortSignal | undefined): Promise<void> {
+  const ci = cpu_self(wait_name(w));
+  const bell = ci.ci_doorbell;
+  signal?.throwIfAborted();
+  /* An abort rings our own doorbell: the sleep below returns and sees it. */
+  const onAbort = (): void => cpu_ring(ci.ci_index);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    let snap: wait_snapshot | undefined;
+    let stalled = false;
+    for (;;) {
+      if (machine_halted()) throw halted_error(w);
+      const seen = Atomics.load(i32, bell);
+      /* Again after reading the doorbell: a halt after this point rings it, so the sleep below returns. */
+      if (machine_halted()) throw halted_error(w);
+      if (chan.done(x)) return;
+      signal?.throwIfAborted();
+      if (intr_wait_service(ci)) continue;
+      const now = md.now();
+      snap ??= new wait_snapshot(chan, x, now);
+      const waited = now - snap.at;
+      if (waited >= timeout) {
+        f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
+        throw timeout_error(w, timeout, snap.report(chan, x, now));
+      }
+      if (!stalled && diagnostic && timeout === Infinity && waited >= stall_ms) {
+        stalled = true;
+        stall_report(ci, w, snap.report(chan, x, now), waited);
+      }
+      f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
+      const p = md.sleep_async(bell, seen, Math.min(SLEEP_MS, timeout - waited, stalled ? Infinity : stall_ms - waited));
+      if (p !== undefined) await p;
+    }
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 
@@ -293,15 +474,15 @@ function yield_task(): Promise<void> {
   return new Promise((resolve) => md.defer(resolve));
 }
 
-
 /**
  * The idle loop: service interrupts whenever the doorbell rings, poll it for
  * the poll window after activity (halt-polling), then sleep on it without
  * blocking the event loop.  Returns when the machine halts.
  */
 export async function cpu_idle(ci: cpu_info, poll: boolean): Promise<void> {
-  const bell = cpu_word(ci.ci_index, C_DOORBELL);
+  const bell = ci.ci_doorbell;
   let burst = 0;
+  act_enter(ci, ACT_IDLE, 0);
   for (;;) {
     if (machine_halted()) return;
     const seen = Atomics.load(i32, bell);
@@ -320,4 +501,3 @@ export async function cpu_idle(ci: cpu_info, poll: boolean): Promise<void> {
     if (p !== undefined) await p;
   }
 }
-

@@ -16,17 +16,22 @@
  *   - a mailbox of IPI_MSG_SLOTS words, each 0 or a message descriptor + 1.
  * Messages are objects in the sender's heap ({ func, arg }), which no other
  * thread can read.  Sending one takes a descriptor from the sender's own
- * pool in kernel memory (the symbol of func, the encoded arg, the pending
- * count and an error slot) and ipi_wait() gives it back.
+ * pool in kernel memory (the symbol of func, the encoded arg, the set of
+ * targets that have not acknowledged, the set of targets that failed) and
+ * ipi_wait() gives it back.  NetBSD's _pending is the size of the targets
+ * set: a set rather than a count, so that the part of a CPU that dies can
+ * be written off exactly once, and a wait that gives up can say who owes it.
  *
  * Invariants.
  *   - A pending bit is cleared only by its CPU's handler (an atomic swap of
  *     the whole word) and by ipi_unregister() for a freed id.
  *   - A mailbox slot goes from 0 to a descriptor by the sender's
  *     compare-and-swap, and back to 0 by the target, before the function
- *     runs.  After decrementing _pending the target never touches the
- *     descriptor again; the sender reuses it only after _pending is 0.
- *   - _pending of an in-flight message is in [0, ncpu).
+ *     runs.  After removing itself from the targets set the target never
+ *     touches the descriptor again; the sender reuses it only once the set
+ *     is empty.
+ *   - The targets set of an in-flight message holds running CPUs other than
+ *     its sender (so _pending < ncpu).  A free descriptor has both sets empty.
  *   - Every handler slot has a generation, bumped at every register and
  *     unregister.  A CPU reads the generation of each pending id right after
  *     taking its pending word, and runs the handler only if the generation
@@ -34,26 +39,39 @@
  *     unregistered never runs the old handler, nor one registered later.
  *
  * Memory ordering.  Atomics are sequentially consistent.  A sender writes
- * the descriptor with plain stores, then publishes it with the atomic store
- * of _pending and the compare-and-swap into the mailbox; the target's atomic
- * load of the slot makes those writes visible.  The target's atomic
- * decrement of _pending publishes the function's effects, and the waiter's
- * atomic load that sees 0 acquires them.  An asynchronous trigger orders the
- * caller's earlier writes before the handler only if it set the bit: a
- * coalesced trigger orders nothing (the handler may already be running).
+ * the descriptor with plain stores, then publishes it with the atomic
+ * stores of its targets and the compare-and-swap into the mailbox; the
+ * target's atomic load of the slot makes those writes visible.  The
+ * target's atomic removal of itself from the targets set publishes the
+ * function's effects (and its failure, recorded before), and the waiter's
+ * atomic load that sees the set empty acquires them.  An asynchronous
+ * trigger orders the caller's earlier writes before the handler only if it
+ * set the bit: a coalesced trigger orders nothing (the handler may already
+ * be running).
+ *
+ * Failure.  A function that throws, or returns a promise that rejects, is
+ * a failure of its CPU's part: the target records it (failure.ts), then
+ * acknowledges as usual.  A CPU that dies has its part of every message
+ * written off (ipi_cpu_dead): whoever removes it from a targets set first,
+ * the death handler or a sender that saw it die, adds it to the failed
+ * set.  Sends to a CPU that is already dead throw at once.
  *
  * Waits service the waiting CPU's own interrupts (intr.ts), so CPUs that
  * cross-call each other never deadlock.
  */
-import { arg_check, arg_decode, arg_decode_error, arg_decode_gen, arg_encode, arg_encode_error } from './arg.js';
-import { ci_check, cpu_info, curcpu, diagnostic, kcpuset_attached, kpreempt_disable, kpreempt_disabled, kpreempt_enable, ncpu } from './cpu.js';
-import { IpiAssertionError, IpiError, KASSERT, typeError } from './errors.js';
-import { cpu_ring, cpu_ring_counted, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted } from './intr.js';
-import { kcpuset_countset, kcpuset_isset, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
+import { arg_check, arg_decode, arg_decode_gen, arg_encode } from './arg.js';
 import {
-  C_DOORBELL, C_IPIPEND, C_MBOX, cell_ipireg, cell_msg, cell_msgerr, cpu_word, EV_INTR, EV_INTR_ERROR, EV_MBOX_FULL,
-  EV_MSG_HANDLED, EV_MSG_SENT, evcnt_id_index, evcnt_index, EVI_COALESCED, EVI_RUN, EVI_SENT, f64, i32,
-  ipireg_word, M_ERROR, M_FUNC, M_PENDING, msg_word, R_FUNC, R_GEN,
+  act_enter, act_leave, ci_check, cpu_dead_error, cpu_dead_p, cpu_info, cpu_self, diagnostic, kcpuset_attached, kcpuset_running, kpreempt_disable,
+  kpreempt_disabled, kpreempt_enable, ncpu,
+} from './cpu.js';
+import { error_record, failures_error, IpiAssertionError, IpiCpuDeadError, IpiError, IpiRemoteError, KASSERT, typeError } from './errors.js';
+import { fail_collect, fail_kind, fail_note, set_add, set_empty, set_members, set_take } from './failure.js';
+import { cpu_ring, cpu_ring_counted, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted, timeout_check, W_IPI_UNREGISTER, W_IPI_WAIT, W_IPI_WAIT_ASYNC, type wait_chan } from './intr.js';
+import { kcpuset_isset, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
+import {
+  ACT_IPI, ACT_MSG, C_IPIPEND, C_MBOX, cell_ipireg, cell_msg, cpu_word, ERR_MSG, EV_INTR, EV_INTR_ERROR, EV_MBOX_FULL, EV_MSG_HANDLED,
+  EV_MSG_SENT, evcnt_id_index, evcnt_index, EVI_COALESCED, EVI_RUN, EVI_SENT, f64, H_DEADGEN, i32, ipireg_word, M_FUNC, M_SEQ,
+  M_TARGETS, msg_failed, msg_word, NW, R_FUNC, R_GEN,
 } from './layout.js';
 import { md } from './md.js';
 import { IPI_MAXREG, IPI_MSG_MAXINFLIGHT, IPI_MSG_SLOTS, IPI_SYNCH_ID } from './param.js';
@@ -72,10 +90,43 @@ export interface ipi_msg_t<A = unknown> {
   arg: A;
 }
 
-type call1 = (arg: unknown) => void;
+/** Options of ipi_wait(). */
+export interface ipi_wait_options {
+  /** Give up after this many milliseconds with an IpiTimeoutError; the message stays in flight. */
+  timeout?: number;
+}
+
+/** Options of ipi_wait_async(). */
+export interface ipi_wait_async_options extends ipi_wait_options {
+  /** Give up when this signal aborts (the promise rejects with its reason); the message stays in flight. */
+  signal?: AbortSignal;
+}
+
+type call1 = (arg: unknown) => unknown;
 
 /** How long a sender blocked on a full mailbox naps between polls (ms); its own interrupts end the nap. */
 const MBOX_FULL_NAP_MS = 0.05;
+
+/** True if v is a thenable (a function that returns one did not finish its work synchronously). */
+export function thenable_p(v: unknown): v is PromiseLike<unknown> {
+  if (v === undefined || v === null || (typeof v !== 'object' && typeof v !== 'function')) return false;
+  try {
+    return typeof (v as { then?: unknown }).then === 'function';
+  } catch {
+    return false;
+  }
+}
+
+/** The failure of a function that returned a promise which rejected with `reason`. */
+export function rejected_failure(reason: unknown, context: string): error_record {
+  const r = error_record(reason);
+  return {
+    name: r.name,
+    message: `${r.message} (the function returned a promise, which rejected: ${context} functions run in interrupt context ` +
+      'and must be synchronous; use the Promise API for async functions)',
+    stack: r.stack,
+  };
+}
 
 /* ------------------------------------------------------- asynchronous */
 
@@ -87,6 +138,9 @@ function id_check(fn: string, id: unknown): number {
   return id;
 }
 
+/** A slot value that says CPU `cpu` is filling it in or freeing it. */
+export const slot_claimed = (cpu: number): number => -(cpu + 1);
+
 /**
  * ipi_register: register an asynchronous IPI handler.  Machine-wide: once it
  * returns, any CPU may trigger the id on any CPU.
@@ -95,11 +149,12 @@ function id_check(fn: string, id: unknown): number {
  */
 export function ipi_register<A>(func: ipi_func_t<A>, arg: A): number {
   const fn = 'ipi_register';
+  const self = cpu_self(fn);
   const sym = sym_id(fn, 'func', func);
   arg_check(fn, 'arg', arg);
   for (let id = 1; id < IPI_MAXREG; id++) {
-    /* Claim a free slot (-1: being filled in); handlers skip it until published. */
-    if (Atomics.compareExchange(i32, ipireg_word(id, R_FUNC), 0, -1) !== 0) continue;
+    /* Claim a free slot; handlers skip it until published. */
+    if (Atomics.compareExchange(i32, ipireg_word(id, R_FUNC), 0, slot_claimed(self.ci_index)) !== 0) continue;
     try {
       arg_encode(fn, 'arg', cell_ipireg(id), arg);
     } catch (e) {
@@ -119,32 +174,38 @@ export function ipi_register<A>(func: ipi_func_t<A>, arg: A): number {
  * returns, the handler runs nowhere and will not run again, even for
  * triggers that were still pending.
  * => ipi_id must not be IPI_SYNCH_ID, must be < IPI_MAXREG, must be registered.
- * => Waits for every CPU (a broadcast barrier), so it blocks.
+ * => Waits for every running CPU (a broadcast barrier), so it blocks.
  */
 export function ipi_unregister(ipi_id: number): void {
   const fn = 'ipi_unregister';
+  const self = cpu_self(fn);
   id_check(fn, ipi_id);
   KASSERT(ipi_id !== IPI_SYNCH_ID, fn, 'ipi_id != IPI_SYNCH_ID', 'the synchronous IPI id cannot be unregistered');
-  /* Mark the slot busy (-1), not free: it cannot be registered again before the stale triggers are gone. */
+  /* Claim the slot, not free it: it cannot be registered again before the stale triggers are gone. */
   const f = Atomics.load(i32, ipireg_word(ipi_id, R_FUNC));
-  KASSERT(f > 0 && Atomics.compareExchange(i32, ipireg_word(ipi_id, R_FUNC), f, -1) === f, fn,
-    'ipi_intrs[ipi_id].func != NULL', 'ipi_id is not registered', ipi_id);
+  const claimed = f > 0 && Atomics.compareExchange(i32, ipireg_word(ipi_id, R_FUNC), f, slot_claimed(self.ci_index)) === f;
+  KASSERT(claimed, fn, 'ipi_intrs[ipi_id].func != NULL', 'ipi_id is not registered', ipi_id);
   Atomics.add(i32, ipireg_word(ipi_id, R_GEN), 1);
 
   /*
-   * Every CPU, this one included, passes an interrupt point.  A trigger
-   * cannot be interrupted, so every trigger that found the id registered
-   * has completed when this returns.
+   * Every running CPU, this one included, passes an interrupt point.  A
+   * trigger cannot be interrupted, so every trigger that found the id
+   * registered has completed when this returns.  A CPU that dies meanwhile
+   * runs nothing any more: the barrier counts only the living.
    */
   const barrier: ipi_msg_t<undefined> = { func: ipi_nullop, arg: undefined };
   kpreempt_disable();
   try {
     ipi_broadcast(barrier, false);
-    ipi_wait(barrier);
   } finally {
     kpreempt_enable();
   }
-  /* Now drop the triggers that are still pending for the old handler, then free the slot. */
+  msg_wait_live(W_IPI_UNREGISTER, barrier);
+  ipi_slot_free(ipi_id);
+}
+
+/** Drop the triggers still pending for a freed id on every CPU, then free its slot. */
+function ipi_slot_free(ipi_id: number): void {
   const keep = ~(1 << ipi_id);
   for (let c = 0; c < ncpu; c++) Atomics.and(i32, cpu_word(c, C_IPIPEND), keep);
   Atomics.store(i32, ipireg_word(ipi_id, R_FUNC), 0);
@@ -171,6 +232,10 @@ function ipi_trigger_cpu(self: cpu_info, ipi_id: number, target: number): void {
 
 function trigger_check(fn: string, ipi_id: number): void {
   id_check(fn, ipi_id);
+  if (ipi_id === IPI_SYNCH_ID) {
+    throw new IpiAssertionError(`${fn}: assertion "ipi_id != IPI_SYNCH_ID" failed: id 0 is reserved for cross-calls ` +
+      '(ipi_register returns 0 when its table is full: check its result)');
+  }
   if (!diagnostic) return;
   KASSERT(kpreempt_disabled(), fn, 'kpreempt_disabled()', 'call it with preemption disabled (kpreempt_disable())');
   KASSERT(Atomics.load(i32, ipireg_word(ipi_id, R_FUNC)) > 0, fn, 'ipi_intrs[ipi_id].func != NULL',
@@ -181,20 +246,21 @@ function trigger_check(fn: string, ipi_id: number): void {
  * ipi_trigger: trigger the IPI ipi_id on the remote CPU ci.  Triggers that
  * find it still pending coalesce into one run, and order nothing.
  * => Preemption must be disabled.
- * => ci must be remote; ipi_id must be registered.
+ * => ci must be remote and alive; ipi_id must be registered.
  */
 export function ipi_trigger(ipi_id: number, ci: cpu_info): void {
   const fn = 'ipi_trigger';
-  const self = curcpu();
+  const self = cpu_self(fn);
   const target = ci_check(fn, 'ci', ci);
   trigger_check(fn, ipi_id);
   if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', ci);
+  if (cpu_dead_p(target)) throw cpu_dead_error(fn, target, true);
   ipi_trigger_cpu(self, ipi_id, target);
 }
 
+/** Check a target set: attached CPUs only (always: a CPU that does not exist never answers) and none dead. */
 function target_check(fn: string, target: unknown): kcpuset_t {
   if (!(target instanceof kcpuset_t)) throw typeError(fn, 'target', 'a kcpuset_t', target);
-  /* Always checked: a member that is no CPU of this machine would never answer. */
   for (let w = 0; w < KCPUSET_NWORDS; w++) {
     const extra = target.bits[w]! & ~kcpuset_attached.bits[w]!;
     if (extra !== 0) {
@@ -202,15 +268,22 @@ function target_check(fn: string, target: unknown): kcpuset_t {
         `the set holds cpu${w * 32 + 31 - Math.clz32(extra & -extra)}, which is not attached (ncpu ${ncpu})`);
     }
   }
+  for (let w = 0; w < NW; w++) {
+    const dead = target.bits[w]! & ~Atomics.load(kcpuset_running.bits, w);
+    if (dead !== 0) {
+      const c = w * 32 + 31 - Math.clz32(dead & -dead);
+      if (cpu_dead_p(c)) throw cpu_dead_error(fn, c, true);
+    }
+  }
   return target;
 }
 
 function ipi_trigger_multi_internal(fn: string, ipi_id: number, target: kcpuset_t, skip_self: boolean): void {
-  const self = curcpu();
+  const self = cpu_self(fn);
   trigger_check(fn, ipi_id);
   const me = self.ci_index;
   let local = false;
-  for (let w = 0; w < KCPUSET_NWORDS; w++) {
+  for (let w = 0; w < NW; w++) {
     for (let bits = target.bits[w]!; bits !== 0; bits &= bits - 1) {
       const c = w * 32 + 31 - Math.clz32(bits & -bits);
       if (c === me) {
@@ -230,29 +303,58 @@ function ipi_trigger_multi_internal(fn: string, ipi_id: number, target: kcpuset_
 /**
  * ipi_trigger_multi: trigger ipi_id on every CPU of target.  If the calling
  * CPU is a member, its handler runs here, at IPL_HIGH, before this returns.
- * => Preemption must be disabled; target must hold attached CPUs only.
+ * => Preemption must be disabled; target must hold attached, living CPUs only.
  */
 export function ipi_trigger_multi(ipi_id: number, target: kcpuset_t): void {
+  cpu_self('ipi_trigger_multi');
   ipi_trigger_multi_internal('ipi_trigger_multi', ipi_id, target_check('ipi_trigger_multi', target), false);
 }
 
 /**
- * ipi_trigger_broadcast: trigger ipi_id on every attached CPU; on this one
- * too (synchronously, at IPL_HIGH) unless skip_self.
+ * ipi_trigger_broadcast: trigger ipi_id on every running CPU; on this one
+ * too (synchronously, at IPL_HIGH) unless skip_self.  Dead CPUs are left out.
  * => Preemption must be disabled.
  */
 export function ipi_trigger_broadcast(ipi_id: number, skip_self: boolean): void {
+  cpu_self('ipi_trigger_broadcast');
   if (typeof skip_self !== 'boolean') throw typeError('ipi_trigger_broadcast', 'skip_self', 'a boolean', skip_self);
-  ipi_trigger_multi_internal('ipi_trigger_broadcast', ipi_id, kcpuset_attached, skip_self);
+  ipi_trigger_multi_internal('ipi_trigger_broadcast', ipi_id, kcpuset_running, skip_self);
 }
 
 /* Per-CPU: the generations seen when a pending word was taken, one array per nesting depth. */
 const genSnap: Int32Array[] = [];
 let handlerDepth = 0;
+
+/** An asynchronous handler failed (threw, or its promise rejected): count it and report it. */
+function handler_failed(me: number, e: unknown): void {
+  f64[evcnt_index(me, EV_INTR_ERROR)]!++;
+  md.report(e);
+}
+
+/**
+ * Run an asynchronous handler (IPI or soft interrupt) with no waiter: a
+ * throw, or a rejection of a promise it returns, is counted and reported;
+ * the CPU goes on.
+ */
+export function handler_run(ci: cpu_info, kind: number, sym: number, arg: unknown): void {
+  const act = act_enter(ci, kind, sym);
+  try {
+    const r = (sym_func(sym) as call1)(arg);
+    if (thenable_p(r)) {
+      const me = ci.ci_index;
+      Promise.resolve(r).then(undefined, (e: unknown) => handler_failed(me, rejected_failure(e, 'interrupt handler')));
+    }
+  } catch (e) {
+    handler_failed(ci.ci_index, e);
+  } finally {
+    act_leave(ci, act);
+  }
+}
+
 /**
  * ipi_cpu_handler: the hard interrupt handler of the current CPU: take the
  * pending bitmap and run each pending id's handler, lowest id first.  An
- * asynchronous handler that throws is counted and reported; the CPU goes on.
+ * asynchronous handler that fails is counted and reported; the CPU goes on.
  * => Called by the service pass at IPL_HIGH (intr.ts). @internal
  */
 export function ipi_cpu_handler(ci: cpu_info): void {
@@ -279,12 +381,7 @@ export function ipi_cpu_handler(ci: cpu_info): void {
       /* Unregistered, re-registered or being registered since the bit was taken: stale. */
       if (f <= 0 || Atomics.load(i32, ipireg_word(id, R_GEN)) !== gen) continue;
       f64[evcnt_id_index(me, id, EVI_RUN)]!++;
-      try {
-        (sym_func(f - 1) as call1)(arg_decode_gen(cell_ipireg(id), gen));
-      } catch (e) {
-        f64[evcnt_index(me, EV_INTR_ERROR)]!++;
-        md.report(e);
-      }
+      handler_run(ci, ACT_IPI, f - 1, arg_decode_gen(cell_ipireg(id), gen));
     }
   } finally {
     handlerDepth--;
@@ -304,7 +401,9 @@ let descBase = 0;
 const descFree = new Int32Array(IPI_MSG_MAXINFLIGHT);
 let descTop = 0;
 const descMsg: (object | undefined)[] = new Array(IPI_MSG_MAXINFLIGHT).fill(undefined);
-const descLocalError: unknown[] = new Array(IPI_MSG_MAXINFLIGHT).fill(undefined);
+/** The error of the local run of a multicast or broadcast; NO_ERROR if none (undefined can be thrown). */
+const NO_ERROR = Symbol('no error');
+const descLocalError: unknown[] = new Array(IPI_MSG_MAXINFLIGHT).fill(NO_ERROR);
 let msgDesc = new WeakMap<object, number>();
 
 /** Reset this CPU's descriptor pool. @internal */
@@ -313,9 +412,12 @@ export function ipi_msg_init(cpu: number): void {
   descTop = 0;
   for (let i = IPI_MSG_MAXINFLIGHT - 1; i >= 0; i--) descFree[descTop++] = descBase + i;
   descMsg.fill(undefined);
-  descLocalError.fill(undefined);
+  descLocalError.fill(NO_ERROR);
   msgDesc = new WeakMap();
 }
+
+/** Has descriptor d been sent again since its failure records were written with `seq`? */
+fail_kind(ERR_MSG, (d, seq) => Atomics.load(i32, msg_word(d, M_SEQ)) !== seq);
 
 /** The in-flight descriptor of msg on this CPU, or -1. */
 function msg_desc(msg: object): number {
@@ -325,22 +427,30 @@ function msg_desc(msg: object): number {
 
 function desc_release(d: number): void {
   descMsg[d - descBase] = undefined;
-  descLocalError[d - descBase] = undefined;
+  descLocalError[d - descBase] = NO_ERROR;
   descFree[descTop++] = d;
 }
 
+/** Validate a message: an object with a function `func`. */
+function msg_check(fn: string, msg: unknown): asserts msg is ipi_msg_t<unknown> {
+  if (typeof msg !== 'object' || msg === null || typeof (msg as { func?: unknown }).func !== 'function') {
+    if (typeof msg === 'object' && msg !== null && (msg as { func?: unknown }).func == null) {
+      if (diagnostic) KASSERT(false, fn, 'msg->func != NULL', 'set msg.func to a kernel symbol');
+    }
+    throw typeError(fn, 'msg', 'an ipi_msg_t ({ func, arg } with func a kernel symbol)', msg);
+  }
+}
+
 /**
- * Validate msg, take a descriptor and fill it in.  The caller sets
- * _pending, which publishes it.
+ * Validate msg, take a descriptor and fill it in.  The caller adds the
+ * targets, which publishes it.
  */
 function msg_prepare(fn: string, msg: ipi_msg_t<unknown>): number {
-  if (typeof msg !== 'object' || msg === null) throw typeError(fn, 'msg', 'an ipi_msg_t ({ func, arg })', msg);
-  const func = msg.func;
-  if (diagnostic) KASSERT(func != null, fn, 'msg->func != NULL', 'set msg.func to a kernel symbol');
-  const sym = sym_id(fn, 'msg.func', func);
+  msg_check(fn, msg);
+  const sym = sym_id(fn, 'msg.func', msg.func);
   const old = msg_desc(msg);
   if (old >= 0) {
-    KASSERT(Atomics.load(i32, msg_word(old, M_PENDING)) === 0, fn, 'msg->_pending == 0',
+    KASSERT(set_empty(msg_word(old, M_TARGETS)), fn, 'msg->_pending == 0',
       'the message is still pending: ipi_wait() for it before sending it again');
     /* Completed but never waited for: collect it so that nothing is lost. */
     try {
@@ -350,7 +460,7 @@ function msg_prepare(fn: string, msg: ipi_msg_t<unknown>): number {
     }
   }
   if (descTop === 0) {
-    throw new IpiError(`${fn}: cpu${curcpu().ci_index} has IPI_MSG_MAXINFLIGHT (${IPI_MSG_MAXINFLIGHT}) messages ` +
+    throw new IpiError(`${fn}: cpu${descBase / IPI_MSG_MAXINFLIGHT} has IPI_MSG_MAXINFLIGHT (${IPI_MSG_MAXINFLIGHT}) messages ` +
       'in flight: ipi_wait() for a message before sending more');
   }
   const d = descFree[--descTop]!;
@@ -361,29 +471,60 @@ function msg_prepare(fn: string, msg: ipi_msg_t<unknown>): number {
     throw e;
   }
   i32[msg_word(d, M_FUNC)] = sym;
-  i32[msg_word(d, M_ERROR)] = 0;
+  i32[msg_word(d, M_SEQ)]!++;
   descMsg[d - descBase] = msg;
   msgDesc.set(msg, d);
   return d;
 }
 
-/** Send descriptor d to CPU target: its mailbox, then IPI_SYNCH_ID. */
-function msg_send(self: cpu_info, target: number, d: number): void {
-  put_msg(self, target, d);
-  ipi_trigger_cpu(self, IPI_SYNCH_ID, target);
+/** The sending CPU of descriptor d. */
+const desc_owner = (d: number): number => (d / IPI_MSG_MAXINFLIGHT) | 0;
+
+/**
+ * Write off CPU c's part of descriptor d (c died): if c still owes it, move
+ * it to the failed set and tell the sender.  Exactly one caller does so.
+ */
+function msg_write_off(d: number, c: number): void {
+  if (!set_take(msg_word(d, M_TARGETS), c)) return;
+  set_add(msg_failed(d), c);
+  cpu_ring(desc_owner(d));
 }
 
-/** Put descriptor d into CPU target's mailbox, spinning (and servicing) while it is full. */
-function put_msg(self: cpu_info, target: number, d: number): void {
+/**
+ * After sending d: if a CPU died since `gen` was read (before the targets
+ * were checked), write off the parts of the dead that it still owes; the
+ * death handler may have scanned before d held them.
+ */
+function msg_sent(d: number, gen: number): void {
+  if (Atomics.load(i32, H_DEADGEN) === gen) return;
+  const owed: number[] = [];
+  set_members(msg_word(d, M_TARGETS), owed);
+  for (const c of owed) if (cpu_dead_p(c)) msg_write_off(d, c);
+}
+
+/** Send descriptor d to CPU target: its mailbox, then IPI_SYNCH_ID. */
+function msg_send(self: cpu_info, target: number, d: number): void {
+  if (put_msg(self, target, d)) ipi_trigger_cpu(self, IPI_SYNCH_ID, target);
+}
+
+/**
+ * Put descriptor d into CPU target's mailbox, spinning (and servicing) while
+ * it is full.  False if the target died meanwhile (its part is written off).
+ */
+function put_msg(self: cpu_info, target: number, d: number): boolean {
   const mbox = cpu_word(target, C_MBOX);
   f64[evcnt_index(self.ci_index, EV_MSG_SENT)]!++;
   for (let full = 0; ; full++) {
     for (let i = 0; i < IPI_MSG_SLOTS; i++) {
       /* Publish: the descriptor's plain writes are ordered before this CAS. */
-      if (Atomics.compareExchange(i32, mbox + i, 0, d + 1) === 0) return;
+      if (Atomics.compareExchange(i32, mbox + i, 0, d + 1) === 0) return true;
     }
     /* All slots full: the target is busy.  Take our own interrupts while we spin. */
     if (full === 0) f64[evcnt_index(self.ci_index, EV_MBOX_FULL)]!++;
+    if (cpu_dead_p(target)) {
+      msg_write_off(d, target);
+      return false;
+    }
     mbox_full_wait(self, target, full);
   }
 }
@@ -394,9 +535,27 @@ function mbox_full_wait(self: cpu_info, target: number, spins: number): void {
   /* Every so often, make sure the target looks at its mailbox and give it the core for a moment. */
   if ((spins & 63) === 63) {
     cpu_ring(target);
-    const bell = cpu_word(self.ci_index, C_DOORBELL);
+    const bell = self.ci_doorbell;
     if (md.can_block) md.sleep(bell, Atomics.load(i32, bell), MBOX_FULL_NAP_MS);
   }
+}
+
+/**
+ * Acknowledge this CPU's part of descriptor d, recording its failure first
+ * if it failed (`failure` is not NO_ERROR).  After this the descriptor
+ * belongs to its sender again.
+ */
+function msg_ack(d: number, me: number, failure: unknown): void {
+  if (failure !== NO_ERROR) {
+    fail_note(me, ERR_MSG, d, i32[msg_word(d, M_SEQ)]!, failure);
+    set_add(msg_failed(d), me);
+  }
+  /* Release: the function's effects and the failure are visible to whoever sees us leave the set. */
+  const targets = msg_word(d, M_TARGETS);
+  const bit = 1 << (me & 31);
+  const left = Atomics.and(i32, targets + (me >> 5), ~bit) & ~bit;
+  /* The last to leave rings the sender (of two leaving at once in different words, at least one sees the other gone). */
+  if (left === 0 && set_empty(targets)) cpu_ring(desc_owner(d));
 }
 
 /** The IPI_SYNCH_ID handler: run every message in this CPU's mailbox. */
@@ -411,37 +570,46 @@ function ipi_msg_cpu_handler(ci: cpu_info): void {
     /* Clear the slot before running, so the sender can use it again at once. */
     Atomics.store(i32, mbox + i, 0);
     f64[evcnt_index(me, EV_MSG_HANDLED)]!++;
+    const sym = i32[msg_word(d, M_FUNC)]!;
+    const act = act_enter(ci, ACT_MSG, sym);
+    let failure: unknown = NO_ERROR;
     try {
-      (sym_func(i32[msg_word(d, M_FUNC)]!) as call1)(arg_decode(cell_msg(d)));
-    } catch (e) {
-      if (Atomics.compareExchange(i32, msg_word(d, M_ERROR), 0, -1) === 0) {
-        arg_encode_error(cell_msgerr(d), me, e);
-        Atomics.store(i32, msg_word(d, M_ERROR), me + 1);
+      const r = (sym_func(sym) as call1)(arg_decode(cell_msg(d)));
+      if (thenable_p(r)) {
+        /* Not synchronous: acknowledge once it settles, so a rejection reaches the waiter. */
+        Promise.resolve(r).then(() => msg_ack(d, me, NO_ERROR), (e: unknown) => msg_ack(d, me, rejected_failure(e, 'cross-call')));
+        continue;
       }
+    } catch (e) {
+      failure = e;
+    } finally {
+      act_leave(ci, act);
     }
-    /* Acknowledge (release): after this the descriptor belongs to its sender again. */
-    if (Atomics.sub(i32, msg_word(d, M_PENDING), 1) === 1) cpu_ring((d / IPI_MSG_MAXINFLIGHT) | 0);
+    msg_ack(d, me, failure);
   }
 }
 
 /** Run a message's function on this CPU, in the caller's context; an error is kept for ipi_wait. */
 function msg_run_local(d: number, msg: ipi_msg_t<unknown>): void {
   try {
-    msg.func(msg.arg);
+    const r = (msg.func as call1)(msg.arg);
+    if (thenable_p(r)) {
+      Promise.resolve(r).then(undefined, (e: unknown) => md.report(rejected_failure(e, 'cross-call')));
+    }
   } catch (e) {
     descLocalError[d - descBase] = e;
   }
 }
 
 function send_check(fn: string): cpu_info {
-  const self = curcpu();
+  const self = cpu_self(fn);
   if (diagnostic) KASSERT(kpreempt_disabled(), fn, 'kpreempt_disabled()', 'call it with preemption disabled (kpreempt_disable())');
   return self;
 }
 
 /**
  * ipi_unicast: send msg to the remote CPU ci.
- * => Preemption must be disabled; ci must be remote.
+ * => Preemption must be disabled; ci must be remote and alive.
  * => msg.func must be a kernel symbol; msg must not be pending.
  */
 export function ipi_unicast<A>(msg: ipi_msg_t<A>, ci: cpu_info): void {
@@ -449,95 +617,187 @@ export function ipi_unicast<A>(msg: ipi_msg_t<A>, ci: cpu_info): void {
   const self = send_check(fn);
   const target = ci_check(fn, 'ci', ci);
   if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', ci);
+  const gen = Atomics.load(i32, H_DEADGEN);
+  if (cpu_dead_p(target)) throw cpu_dead_error(fn, target, true);
   const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
-  Atomics.store(i32, msg_word(d, M_PENDING), 1);
+  Atomics.store(i32, msg_word(d, M_TARGETS) + (target >> 5), 1 << (target & 31));
   msg_send(self, target, d);
+  msg_sent(d, gen);
 }
 
 /**
  * ipi_multicast: send msg to every CPU of target.  If the calling CPU is a
  * member, it runs the function itself, after sending, in its own context;
  * that run is not counted in _pending.
- * => Preemption must be disabled; target must hold attached CPUs only.
+ * => Preemption must be disabled; target must hold attached, living CPUs only.
  */
 export function ipi_multicast<A>(msg: ipi_msg_t<A>, target: kcpuset_t): void {
   const fn = 'ipi_multicast';
   const self = send_check(fn);
+  const gen = Atomics.load(i32, H_DEADGEN);
   target_check(fn, target);
+  ipi_send_set(fn, self, msg as ipi_msg_t<unknown>, target, gen, kcpuset_isset(target, self.ci_index));
+}
+
+/** Send msg to the members of set other than this CPU, then run it here if `local`. */
+function ipi_send_set(fn: string, self: cpu_info, msg: ipi_msg_t<unknown>, set: kcpuset_t, gen: number, local: boolean): void {
   const me = self.ci_index;
-  const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
-  const local = kcpuset_isset(target, me);
-  Atomics.store(i32, msg_word(d, M_PENDING), kcpuset_countset(target) - (local ? 1 : 0));
-  for (let w = 0; w < KCPUSET_NWORDS; w++) {
-    for (let bits = target.bits[w]!; bits !== 0; bits &= bits - 1) {
-      const c = w * 32 + 31 - Math.clz32(bits & -bits);
-      if (c !== me) msg_send(self, c, d);
-    }
+  const d = msg_prepare(fn, msg);
+  const targets = msg_word(d, M_TARGETS);
+  for (let w = 0; w < NW; w++) {
+    /* One read of each word (kcpuset_running changes when a CPU dies): its members are the targets, stored before any is sent to. */
+    let bits = Atomics.load(set.bits, w) & (w === me >> 5 ? ~(1 << (me & 31)) : -1);
+    Atomics.store(i32, targets + w, bits);
+    for (; bits !== 0; bits &= bits - 1) msg_send(self, w * 32 + 31 - Math.clz32(bits & -bits), d);
   }
-  if (local) msg_run_local(d, msg as ipi_msg_t<unknown>);
+  msg_sent(d, gen);
+  if (local) msg_run_local(d, msg);
 }
 
 /**
- * ipi_broadcast: send msg to every other CPU, then run it on this one unless
- * skip_self (NetBSD 7's one-argument form: skip_self = false).
+ * ipi_broadcast: send msg to every other running CPU, then run it on this
+ * one unless skip_self (NetBSD 7's one-argument form: skip_self = false).
+ * Dead CPUs are left out.
  * => Preemption must be disabled.
  */
 export function ipi_broadcast<A>(msg: ipi_msg_t<A>, skip_self = false): void {
   const fn = 'ipi_broadcast';
-  if (typeof skip_self !== 'boolean') throw typeError(fn, 'skip_self', 'a boolean', skip_self);
   const self = send_check(fn);
-  const me = self.ci_index;
-  const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
-  Atomics.store(i32, msg_word(d, M_PENDING), ncpu - 1);
-  for (let c = 0; c < ncpu; c++) if (c !== me) msg_send(self, c, d);
-  if (!skip_self) msg_run_local(d, msg as ipi_msg_t<unknown>);
+  if (typeof skip_self !== 'boolean') throw typeError(fn, 'skip_self', 'a boolean', skip_self);
+  ipi_send_set(fn, self, msg as ipi_msg_t<unknown>, kcpuset_running, Atomics.load(i32, H_DEADGEN), !skip_self);
 }
 
-/** Wait predicate: all remote runs of descriptor d have acknowledged. */
+/** Wait predicate: every remote target of descriptor d has acknowledged or been written off. */
 function msg_done(d: number): boolean {
-  const p = Atomics.load(i32, msg_word(d, M_PENDING));
-  if (diagnostic) KASSERT(p >= 0 && p < ncpu, 'ipi_wait', 'msg->_pending < ncpu', 'the pending count is out of range', p);
-  return p === 0;
+  return set_empty(msg_word(d, M_TARGETS));
 }
 
-/** Give d back to the pool; throw the error of a run, if any. */
+const msg_chan: wait_chan = {
+  done: msg_done,
+  owing: (d, out) => set_members(msg_word(d, M_TARGETS), out),
+};
+
+/** Give d back to the pool; throw its failures, if any. */
 function msg_finish(fn: string, d: number): void {
   const local = descLocalError[d - descBase];
-  const remote = Atomics.load(i32, msg_word(d, M_ERROR)) > 0 ? arg_decode_error(fn, cell_msgerr(d)) : undefined;
+  const failures = fail_collect(fn, ERR_MSG, d, i32[msg_word(d, M_SEQ)]!, msg_failed(d));
   desc_release(d);
-  if (local !== undefined) throw local;
-  if (remote !== undefined) throw remote;
+  if (failures.length === 0) {
+    if (local !== NO_ERROR) throw local;
+    return;
+  }
+  if (local !== NO_ERROR) {
+    const me = desc_owner(d), r = error_record(local);
+    failures.push(new IpiRemoteError(fn, me, r.name, r.message, r.stack, undefined, { cause: local }));
+    failures.sort((a, b) => a.cpu - b.cpu);
+  }
+  throw failures_error(fn, failures);
 }
 
 function wait_lookup(fn: string, msg: unknown): number {
-  if (typeof msg !== 'object' || msg === null) throw typeError(fn, 'msg', 'an ipi_msg_t ({ func, arg })', msg);
-  return msg_desc(msg);
+  cpu_self(fn);
+  msg_check(fn, msg);
+  const d = msg_desc(msg);
+  if (d >= 0 && diagnostic) {
+    const owed: number[] = [];
+    set_members(msg_word(d, M_TARGETS), owed);
+    KASSERT(owed.length < ncpu && !owed.includes(desc_owner(d)), fn, 'msg->_pending < ncpu', 'the pending set is corrupt', owed.length);
+  }
+  return d;
+}
+
+/** Validate a wait's options: undefined, or an object with only the keys allowed. */
+export function wait_options(fn: string, options: unknown, allowed: readonly string[]): { timeout?: unknown; signal?: unknown } {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw typeError(fn, 'options', 'an object', options);
+  for (const k of Object.keys(options)) {
+    if (!allowed.includes(k)) throw new TypeError(`${fn}: unknown option ${JSON.stringify(k)} (options are ${allowed.join(', ')})`);
+  }
+  return options as { timeout?: unknown; signal?: unknown };
+}
+
+/** Validate options.signal. */
+export function signal_check(fn: string, signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) throw typeError(fn, 'options.signal', 'an AbortSignal', signal);
+  return signal;
+}
+
+/** Wait for a barrier's message; a CPU that died meanwhile runs nothing any more, so it counts as done. */
+function msg_wait_live<A>(w: number, msg: ipi_msg_t<A>): void {
+  const d = msg_desc(msg);
+  if (d < 0) return;
+  intr_wait(w, msg_chan, d, Infinity);
+  try {
+    msg_finish('ipi_unregister', d);
+  } catch (e) {
+    if (!(e instanceof IpiCpuDeadError)) throw e;
+  }
 }
 
 /**
  * ipi_wait: wait until every remote run of msg has completed; their
  * effects are visible when it returns.  Services this CPU's interrupts
- * while it waits.  If a run threw, throws that error (IpiRemoteError for a
- * remote run).  Returns at once for a message not in flight.
+ * while it waits.  Returns at once for a message not in flight.
+ * => If runs failed, throws once all have answered: the error itself for
+ *    a local run; an IpiRemoteError (a function threw) or IpiCpuDeadError
+ *    (a target died first) naming every failing CPU otherwise.
+ * => options.timeout: after that many milliseconds, throws an
+ *    IpiTimeoutError naming the CPUs that have not answered and what each
+ *    is doing; the message stays in flight and can be waited for again.
  * => Blocks: on a thread that cannot block, use ipi_wait_async().
  */
-export function ipi_wait<A>(msg: ipi_msg_t<A>): void {
+export function ipi_wait<A>(msg: ipi_msg_t<A>, options?: ipi_wait_options): void {
   const fn = 'ipi_wait';
   const d = wait_lookup(fn, msg);
+  const timeout = options === undefined ? Infinity : timeout_check(fn, wait_options(fn, options, ['timeout']).timeout);
   if (d < 0) return;
-  if (!msg_done(d)) intr_wait(fn, 'ipi_wait_async()', msg_done, d);
+  if (!msg_done(d)) intr_wait(W_IPI_WAIT, msg_chan, d, timeout);
   msg_finish(fn, d);
 }
 
 /**
  * ipi_wait_async: ipi_wait() as a promise, for any thread: the caller's
- * event loop, and so its interrupts, keep running.  Rejects rather than throws.
+ * event loop, and so its interrupts, keep running.  Rejects rather than
+ * throws.
+ * => options.signal: an AbortSignal; aborting rejects with its reason and
+ *    leaves the message in flight.
  */
-export async function ipi_wait_async<A>(msg: ipi_msg_t<A>): Promise<void> {
+export async function ipi_wait_async<A>(msg: ipi_msg_t<A>, options?: ipi_wait_async_options): Promise<void> {
   const fn = 'ipi_wait_async';
   const d = wait_lookup(fn, msg);
+  const o = wait_options(fn, options, ['timeout', 'signal']);
+  const timeout = timeout_check(fn, o.timeout);
+  const signal = signal_check(fn, o.signal);
   if (d < 0) return;
-  if (!msg_done(d)) await intr_wait_async(fn, msg_done, d);
+  if (!msg_done(d)) await intr_wait_async(W_IPI_WAIT_ASYNC, msg_chan, d, timeout, signal);
   msg_finish(fn, d);
 }
 
+/* -------------------------------------------------------------- death */
+
+/**
+ * CPU c has died (marked dead already): write off its part of every
+ * message in flight, and free the handler slots it was filling in or
+ * freeing.  Runs on any thread attached to the machine. @internal
+ */
+export function ipi_cpu_dead(c: number): void {
+  const ndesc = ncpu * IPI_MSG_MAXINFLIGHT;
+  const bit = 1 << (c & 31);
+  for (let d = 0; d < ndesc; d++) {
+    if ((Atomics.load(i32, msg_word(d, M_TARGETS) + (c >> 5)) & bit) !== 0) msg_write_off(d, c);
+  }
+  for (let id = 1; id < IPI_MAXREG; id++) {
+    if (Atomics.load(i32, ipireg_word(id, R_FUNC)) === slot_claimed(c)) ipi_slot_release(id);
+  }
+}
+
+/**
+ * Free a slot without a barrier, for a handler no CPU can be running: its
+ * owner died while filling it in or freeing it.  The new generation makes
+ * its pending triggers stale. @internal
+ */
+export function ipi_slot_release(id: number): void {
+  Atomics.add(i32, ipireg_word(id, R_GEN), 1);
+  ipi_slot_free(id);
+}

@@ -34,3 +34,17 @@ export const IMAGE_MAXMODULES = 64;
 
 /** Soft interrupt handlers that may be established at once, machine-wide. */
 export const SOFTINT_MAXHANDLERS = 64;
+
+/**
+ * Failures whose details (the error's name, message and stack) each CPU
+ * keeps until the waiter collects them.  A failure that finds them all in
+ * use is still reported, naming its CPU, without the details (counted).
+ */
+export const IPI_ERR_RECORDS = 8;
+
+/**
+ * Completed xcalls per priority class whose failures xc_wait() can still
+ * report.  The failures of an older call that nobody waited for are
+ * delivered as 'error' events of the machine instead.
+ */
+export const XC_HISTORY = 16;

@@ -47,15 +47,17 @@
  * cookie's own generation, which a new handler in the slot does not match.
  */
 import { arg_check, arg_decode_gen, arg_encode } from './arg.js';
-import { ci_check, cpu_info, cpu_intr_p, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kpreempt_disabled } from './cpu.js';
+import {
+  ci_check, cpu_dead_error, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK,
+  IPL_SOFTNET, IPL_SOFTSERIAL, kpreempt_disabled,
+} from './cpu.js';
 import { IpiError, KASSERT, rangeError, typeError } from './errors.js';
-import { cpu_ring } from './intr.js';
-import { ipi_register, ipi_trigger, ipi_unregister } from './ipi.js';
-import { cell_softint, EV_INTR_ERROR, EV_SOFT_REMOTE, EV_SOFT_RUN, EV_SOFT_SCHED, evcnt_index, f64, i32, S_FLAGS, S_FUNC, S_GEN, S_IPIID, softreg_word } from './layout.js';
-import { md } from './md.js';
+import { cpu_ring, W_SOFTINT_DISESTABLISH } from './intr.js';
+import { handler_run, ipi_register, ipi_slot_release, ipi_trigger, ipi_unregister, slot_claimed } from './ipi.js';
+import { ACT_SOFT, cell_softint, EV_SOFT_REMOTE, EV_SOFT_RUN, EV_SOFT_SCHED, evcnt_index, f64, i32, S_FLAGS, S_FUNC, S_GEN, S_IPIID, softreg_word } from './layout.js';
 import { SOFTINT_MAXHANDLERS } from './param.js';
-import { sym_func, sym_id } from './symbol.js';
-import { xc_broadcast, XC_HIGHPRI_IPL, xc_wait } from './xcall.js';
+import { sym_id } from './symbol.js';
+import { xc_broadcast, XC_HIGHPRI_IPL, xc_wait_live } from './xcall.js';
 
 /* Levels, lowest priority first (NetBSD's order), and flags. */
 export const SOFTINT_CLOCK = 0;
@@ -210,10 +212,7 @@ export function softint_dispatch(ci: cpu_info): boolean {
       ci.ci_softdepth++;
       f64[evcnt_index(ci.ci_index, EV_SOFT_RUN)]!++;
       try {
-        (sym_func(f - 1) as (arg: unknown) => void)(arg_decode_gen(cell_softint(h), gen));
-      } catch (e) {
-        f64[evcnt_index(ci.ci_index, EV_INTR_ERROR)]!++;
-        md.report(e);
+        handler_run(ci, ACT_SOFT, f - 1, arg_decode_gen(cell_softint(h), gen));
       } finally {
         ci.ci_softdepth--;
         ci.ci_ilevel = s;
@@ -229,7 +228,7 @@ export function softint_dispatch(ci: cpu_info): boolean {
 
 /* ------------------------------------------------------------ interface */
 
-/** Fill in slot h (claimed: -1) and publish it; returns its cookie, or 0 when no IPI id is left. */
+/** Fill in slot h (claimed) and publish it; returns its cookie, or 0 when no IPI id is left. */
 function softint_publish(h: number, flags: number, sym: number, arg: unknown, fn: string): softint_cookie_t {
   try {
     arg_encode(fn, 'arg', cell_softint(h), arg);
@@ -265,6 +264,7 @@ function softint_publish(h: number, flags: number, sym: number, arg: unknown, fn
  */
 export function softint_establish<A>(flags: number, func: (arg: A) => void, arg: A): softint_cookie_t | null {
   const fn = 'softint_establish';
+  const self = cpu_self(fn);
   if (typeof flags !== 'number') throw typeError(fn, 'flags', 'a number', flags);
   if (!Number.isInteger(flags) || (flags & ~(SOFTINT_LVLMASK | SOFTINT_MPSAFE | SOFTINT_RCPU)) !== 0 ||
       (flags & SOFTINT_LVLMASK) >= SOFTINT_COUNT) {
@@ -273,7 +273,7 @@ export function softint_establish<A>(flags: number, func: (arg: A) => void, arg:
   const sym = sym_id(fn, 'func', func);
   arg_check(fn, 'arg', arg);
   for (let h = SOFTINT_RESERVED; h < SOFTINT_MAXHANDLERS; h++) {
-    if (Atomics.compareExchange(i32, softreg_word(h, S_FUNC), 0, -1) !== 0) continue;
+    if (Atomics.compareExchange(i32, softreg_word(h, S_FUNC), 0, slot_claimed(self.ci_index)) !== 0) continue;
     const cookie = softint_publish(h, flags, sym, arg, fn);
     return cookie === 0 ? null : cookie;
   }
@@ -282,7 +282,7 @@ export function softint_establish<A>(flags: number, func: (arg: A) => void, arg:
 
 /** Establish the library's reserved handler for `level` (boot, CPU 0). @internal */
 export function softint_establish_reserved(level: number, func: (arg: number) => void): void {
-  Atomics.store(i32, softreg_word(level, S_FUNC), -1);
+  Atomics.store(i32, softreg_word(level, S_FUNC), slot_claimed(curcpu().ci_index));
   softint_publish(level, level | SOFTINT_MPSAFE, sym_id('softint_establish', 'func', func), level, 'softint_establish');
 }
 
@@ -296,12 +296,13 @@ export function softint_establish_reserved(level: number, func: (arg: number) =>
  */
 export function softint_disestablish(cookie: softint_cookie_t): void {
   const fn = 'softint_disestablish';
+  const self = cpu_self(fn);
   const h = cookie_slot(fn, cookie);
   /* Checked before anything changes: a refused call leaves the handler as it was. */
   if (diagnostic) {
     KASSERT(!cpu_intr_p() && !cpu_softintr_p(), fn, '!cpu_intr_p() && !cpu_softintr_p()', 'it waits for every CPU: call it from thread context');
-    KASSERT(curcpu().ci_ilevel === IPL_NONE, fn, 'curcpu()->ci_ilevel == IPL_NONE', 'it waits for every CPU, this one included: splx() first',
-      curcpu().ci_ilevel);
+    KASSERT(self.ci_ilevel === IPL_NONE, fn, 'curcpu()->ci_ilevel == IPL_NONE', 'it waits for every CPU, this one included: splx() first',
+      self.ci_ilevel);
   }
   /* 1. Dying: schedules become no-ops, queued runs are dropped. */
   const flags = Atomics.or(i32, softreg_word(h, S_FLAGS), SOFTINT_DYING);
@@ -312,14 +313,14 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
    */
   KASSERT((flags & SOFTINT_DYING) === 0, fn, 'sh->sh_func != NULL', 'disestablished concurrently', cookie);
   /* 2. Every CPU forgets it, at a point where it runs no handler of its level. */
-  xc_wait(xc_broadcast(XC_HIGHPRI_IPL(SOFTINT_IPL[flags & SOFTINT_LVLMASK]!), softint_drop, h, undefined));
+  xc_wait_live(W_SOFTINT_DISESTABLISH, xc_broadcast(XC_HIGHPRI_IPL(SOFTINT_IPL[flags & SOFTINT_LVLMASK]!), softint_drop, h, undefined));
   /* 3. No trigger for it is made any more (all schedules that saw it alive are done): release the id. */
   const id = Atomics.load(i32, softreg_word(h, S_IPIID));
   if (id !== 0) ipi_unregister(id);
   /* 4. Stale from now on (the generation first), then free for softint_establish. */
   const f = Atomics.load(i32, softreg_word(h, S_FUNC));
-  KASSERT(f > 0 && Atomics.compareExchange(i32, softreg_word(h, S_FUNC), f, -1) === f, fn, 'sh->sh_func != NULL',
-    'disestablished concurrently', cookie);
+  const claimed = f > 0 && Atomics.compareExchange(i32, softreg_word(h, S_FUNC), f, slot_claimed(self.ci_index)) === f;
+  KASSERT(claimed, fn, 'sh->sh_func != NULL', 'disestablished concurrently', cookie);
   Atomics.add(i32, softreg_word(h, S_GEN), 1);
   Atomics.store(i32, softreg_word(h, S_FUNC), 0);
 }
@@ -350,11 +351,12 @@ function softint_flags(fn: string, cookie: number, h: number, gen: number): numb
  */
 export function softint_schedule(cookie: softint_cookie_t): void {
   const fn = 'softint_schedule';
+  const self = cpu_self(fn);
   const h = cookie_slot(fn, cookie);
   if (diagnostic) KASSERT(kpreempt_disabled(), fn, 'kpreempt_disabled()', 'call it with preemption disabled (kpreempt_disable())');
   const gen = cookie_gen(cookie, h);
   const flags = softint_flags(fn, cookie, h, gen);
-  if ((flags & SOFTINT_DYING) === 0) softint_mark(curcpu(), h, gen, flags & SOFTINT_LVLMASK);
+  if ((flags & SOFTINT_DYING) === 0) softint_mark(self, h, gen, flags & SOFTINT_LVLMASK);
 }
 
 /**
@@ -365,9 +367,9 @@ export function softint_schedule(cookie: softint_cookie_t): void {
  */
 export function softint_schedule_cpu(cookie: softint_cookie_t, ci: cpu_info): void {
   const fn = 'softint_schedule_cpu';
+  const self = cpu_self(fn);
   const h = cookie_slot(fn, cookie);
   const target = ci_check(fn, 'ci', ci);
-  const self = curcpu();
   if (diagnostic) KASSERT(kpreempt_disabled(), fn, 'kpreempt_disabled()', 'call it with preemption disabled (kpreempt_disable())');
   const gen = cookie_gen(cookie, h);
   const id = Atomics.load(i32, softreg_word(h, S_IPIID));
@@ -379,7 +381,23 @@ export function softint_schedule_cpu(cookie: softint_cookie_t, ci: cpu_info): vo
   KASSERT((flags & SOFTINT_RCPU) !== 0, fn, 'sh->sh_flags & SOFTINT_RCPU',
     'establish the handler with SOFTINT_RCPU to schedule it on a remote CPU', cookie);
   if ((flags & SOFTINT_DYING) !== 0) return;
+  if (cpu_dead_p(target)) throw cpu_dead_error(fn, target, true);
   f64[evcnt_index(self.ci_index, EV_SOFT_REMOTE)]!++;
   /* No interrupt point since the checks: disestablish's xcall cannot have passed this CPU, so the id is still ours. */
   ipi_trigger(id, ci);
+}
+
+/**
+ * CPU c has died (marked dead already): free the handler slots it was
+ * establishing or disestablishing, with the IPI id of such a handler.
+ * @internal
+ */
+export function softint_cpu_dead(c: number): void {
+  for (let h = SOFTINT_RESERVED; h < SOFTINT_MAXHANDLERS; h++) {
+    if (Atomics.load(i32, softreg_word(h, S_FUNC)) !== slot_claimed(c)) continue;
+    Atomics.add(i32, softreg_word(h, S_GEN), 1);
+    const id = Atomics.exchange(i32, softreg_word(h, S_IPIID), 0);
+    if (id !== 0) ipi_slot_release(id);
+    Atomics.store(i32, softreg_word(h, S_FUNC), 0);
+  }
 }

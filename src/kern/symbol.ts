@@ -19,13 +19,33 @@ export type kernel_func = (...args: never[]) => unknown;
 
 let symtab: kernel_func[] = [];
 let symidx = new Map<kernel_func, number>();
+/** Symbols that are classes: numbered like the others (every CPU agrees), refused as handlers. */
+let classes = new Set<number>();
 let modules: string[] = [];
+let attached = false;
 
 /** Start a table with the library's own functions (the same list on every CPU). */
 export function sym_init(builtins: readonly kernel_func[]): void {
   symtab = [...builtins];
   symidx = new Map(builtins.map((f, i) => [f, i]));
+  classes = new Set();
   modules = [];
+  attached = true;
+}
+
+/** Forget the table (shutdown). */
+export function sym_detach(): void {
+  sym_init([]);
+  attached = false;
+}
+
+/** True if f is a class (its source starts with `class`): calling it without new throws. */
+function is_class(f: kernel_func): boolean {
+  try {
+    return /^class\b/.test(Function.prototype.toString.call(f));
+  } catch {
+    return false;
+  }
 }
 
 /** FNV-1a over a string, continuing from h. */
@@ -46,6 +66,7 @@ export function sym_load_module(cpu: number, url: string, ns: Record<string, unk
     if (typeof f !== 'function') continue;
     h = fnv1a(h, name);
     if (symidx.has(f as kernel_func)) continue;
+    if (is_class(f as kernel_func)) classes.add(symtab.length);
     symidx.set(f as kernel_func, symtab.length);
     symtab.push(f as kernel_func);
   }
@@ -76,8 +97,13 @@ export function sym_compare(self: number, cpu: number): string | null {
  */
 export function sym_id(fn: string, what: string, f: unknown): number {
   const id = symidx.get(f as kernel_func);
-  if (id !== undefined) return id;
+  if (id !== undefined && !classes.has(id)) return id;
+  if (!attached) throw new IpiError(`${fn}: this thread is not a CPU of a running machine (call boot() first)`);
   if (typeof f !== 'function') throw typeError(fn, what, 'a function exported by an image module', f);
+  if (id !== undefined) {
+    throw new TypeError(`${fn}: ${what} (class ${f.name || '(anonymous)'}) is a class, not a function: ` +
+      'it cannot be called as a handler; export a function that uses it');
+  }
   throw new IpiError(
     `${fn}: ${what} (function ${f.name || '(anonymous)'}) is not a kernel symbol: only functions exported by ` +
       `the machine's image modules can run on another CPU; export it from a module listed in boot({ image }) ` +
@@ -88,5 +114,11 @@ export function sym_id(fn: string, what: string, f: unknown): number {
 /** The function with symbol number id. */
 export function sym_func(id: number): kernel_func {
   return symtab[id]!;
+}
+
+/** The name of symbol id, for reports. */
+export function sym_name(id: number): string {
+  const f = symtab[id];
+  return f === undefined ? `#${id}` : f.name || `(anonymous #${id})`;
 }
 

@@ -12,34 +12,74 @@
  * memory: a lock, the function and its two arguments, and two counters:
  * headp (runs requested) and donep (runs completed).  One call per class is
  * in flight at a time: a caller takes the lock, waits until donep == headp,
- * fills in the call, adds its number of targets to headp and marks each
- * target pending; the ticket is the new headp.  Each target runs the call
- * once and increments donep; xc_wait(ticket) waits for donep >= ticket.
- * Targets are told through the machine-dependent vectors of intr.ts (as
- * NetBSD's x86 has an IPI of its own for xcalls), so xcalls take no id from
- * ipi_register().
+ * fills in the call, and adds its number of targets to headp, which issues
+ * it; the ticket is the new headp.  Each target runs the call once and
+ * increments donep; xc_wait(ticket) waits for donep >= ticket.  Targets are
+ * told through the machine-dependent vectors of intr.ts (as NetBSD's x86
+ * has an IPI of its own for xcalls), so xcalls take no id from
+ * ipi_register().  Counters are 32-bit and compared with wrap-around
+ * arithmetic.  The ticket's lowest bit tells the class.
  *
- * Counters are 32-bit and compared with wrap-around arithmetic.  The
- * ticket's lowest bit tells the class.
+ * Claims.  Each call has a record (one of XC_HISTORY per class, reused in
+ * turn) holding its targets and the targets whose part failed.  A target's
+ * part is claimed by a compare-and-swap of that CPU's "seen" word from an
+ * older headp to the call's: the target itself claims it to run it; if the
+ * CPU dies first, whoever writes it off (the death handler, or the issuer
+ * that saw it die) claims it instead and counts it done and failed.  Either
+ * way each part completes exactly once, so a call never waits for the dead.
+ *
+ * Failures.  A function that throws, or returns a promise that rejects, is
+ * recorded (failure.ts) and xc_wait() throws it, as ipi_wait() does.  The
+ * failures of a call nobody waited for are delivered as 'error' events when
+ * its record is reused.
  *
  * Where a caller may be.  Issuing and waiting both wait until every target,
  * the caller included, has run its part: in thread context for low
  * priority, in a soft interrupt for high priority.  So neither may be done
  * in interrupt context or at a raised IPL (the caller's own part could not
  * run), nor from an xcall function of the same class (it would wait for
- * itself): each is asserted.
+ * itself): each is asserted.  A low-priority function may issue and wait
+ * for a high-priority call (NetBSD allows it: it runs in a thread), so a
+ * CPU that holds the high-priority lock runs no thread work in its waits
+ * (intr.ts): that work could be such a function, waiting for the lock its
+ * own CPU holds.
  */
 import { arg_check, arg_decode, arg_encode } from './arg.js';
-import { ci_check, cpu_info, cpu_intr_p, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, ncpu } from './cpu.js';
-import { KASSERT, rangeError, typeError } from './errors.js';
-import { cpu_ring, intr_send_vector, intr_wait, intr_wait_async, thread_defer, VEC_XCALL_HIGH, VEC_XCALL_LOW } from './intr.js';
-import { C_XCPEND, cell_xcall, cpu_word, EV_INTR_ERROR, EV_XC_HIGH, EV_XC_LOW, evcnt_index, f64, i32, X_DONEP, X_FUNC, X_HEADP, X_IPL, X_LOCK, XC_HIGHPRI as PRI_HIGH, XC_LOWPRI as PRI_LOW, xcall_word } from './layout.js';
+import {
+  act_enter, act_leave, ci_check, cpu_dead_error, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE,
+  IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kcpuset_running, ncpu,
+} from './cpu.js';
+import { failures_error, IpiCpuDeadError, KASSERT, rangeError, typeError } from './errors.js';
+import { fail_collect, fail_kind, fail_note, set_add } from './failure.js';
+import {
+  cpu_ring, intr_send_vector, intr_wait, intr_wait_async, thread_defer, thread_work_hold, timeout_check, VEC_XCALL_HIGH, VEC_XCALL_LOW, W_XC_BARRIER,
+  W_XC_BROADCAST, W_XC_UNICAST, W_XC_WAIT, W_XC_WAIT_ASYNC, type wait_chan,
+} from './intr.js';
+import { rejected_failure, signal_check, thenable_p, wait_options } from './ipi.js';
+import {
+  ACT_XCALL, C_XCSEEN, cell_xcall, cpu_word, ERR_XCALL, EV_XC_HIGH, EV_XC_LOW, evcnt_index, f64, H_DEADGEN, i32, NW, X_CALLS, X_DONEP, X_FUNC,
+  X_HEADP, X_LEVEL, X_LOCK, X_LOCK_CONTENDED, X_LOCK_HOLDER, X_REC, XC_CLASS_HIGH, XC_CLASS_LOW, xcall_word, xcrec_word, xr_failed, XR_TARGETS,
+  XR_WHERE,
+} from './layout.js';
 import { md } from './md.js';
+import { XC_HISTORY } from './param.js';
 import { SOFTINT_BIO, SOFTINT_CLOCK, SOFTINT_NET, SOFTINT_SERIAL, softint_establish_reserved, softint_schedule_reserved } from './softint.js';
 import { sym_func, sym_id } from './symbol.js';
 
 /** An xcall function: a kernel symbol taking two arguments. */
 export type xcfunc_t<A1 = unknown, A2 = unknown> = (arg1: A1, arg2: A2) => void;
+
+/** Options of xc_wait(). */
+export interface xc_wait_options {
+  /** Give up after this many milliseconds with an IpiTimeoutError; the call stays in flight. */
+  timeout?: number;
+}
+
+/** Options of xc_wait_async(). */
+export interface xc_wait_async_options extends xc_wait_options {
+  /** Give up when this signal aborts (the promise rejects with its reason); the call stays in flight. */
+  signal?: AbortSignal;
+}
 
 /** Run in interrupt context (a soft interrupt reached through an IPI). */
 export const XC_HIGHPRI = 0x01;
@@ -74,20 +114,40 @@ export function xc_init(): void {
   for (const level of [SOFTINT_CLOCK, SOFTINT_BIO, SOFTINT_NET, SOFTINT_SERIAL]) softint_establish_reserved(level, xc_highpri_softint);
 }
 
+/** The global number of record r of class cls, for failure records. */
+const rec_id = (cls: number, r: number): number => cls * XC_HISTORY + r;
+
+/* A failure record of an xcall is stale once its call's record has been reused. */
+fail_kind(ERR_XCALL, (id, where) => Atomics.load(i32, xcrec_word((id / XC_HISTORY) | 0, id % XC_HISTORY, XR_WHERE)) !== where);
+
 /* ---------------------------------------------------------- the lock */
 
-const LOCK_FREE = 0, LOCK_HELD = 1, LOCK_CONTENDED = 2;
-
-function xc_trylock(pri: number): boolean {
-  const w = xcall_word(pri, X_LOCK);
-  if (Atomics.compareExchange(i32, w, LOCK_FREE, LOCK_HELD) === LOCK_FREE) return true;
+/*
+ * The lock word holds its holder's index + 1, so that the death of a
+ * holder can release it, and X_LOCK_CONTENDED while others wait, so that
+ * the unlock rings them.  x = (cpu << 1) | class.
+ */
+function xc_trylock(x: number): boolean {
+  const w = xcall_word(x & 1, X_LOCK);
+  const me = (x >> 1) + 1;
+  if (Atomics.compareExchange(i32, w, 0, me) === 0) return true;
   /* Tell the holder someone waits, so the unlock rings everyone. */
-  Atomics.compareExchange(i32, w, LOCK_HELD, LOCK_CONTENDED);
-  return Atomics.compareExchange(i32, w, LOCK_FREE, LOCK_CONTENDED) === LOCK_FREE;
+  const held = Atomics.load(i32, w);
+  if (held !== 0 && (held & X_LOCK_CONTENDED) === 0) Atomics.compareExchange(i32, w, held, held | X_LOCK_CONTENDED);
+  /* Taken contended: others may still be waiting. */
+  return Atomics.compareExchange(i32, w, 0, me | X_LOCK_CONTENDED) === 0;
 }
 
-function xc_unlock(pri: number): void {
-  if (Atomics.exchange(i32, xcall_word(pri, X_LOCK), LOCK_FREE) === LOCK_CONTENDED) xc_ring_all();
+const lock_chan: wait_chan = {
+  done: xc_trylock,
+  owing: (x, out) => {
+    const holder = Atomics.load(i32, xcall_word(x & 1, X_LOCK)) & X_LOCK_HOLDER;
+    if (holder !== 0) out.push(holder - 1);
+  },
+};
+
+function xc_unlock(cls: number): void {
+  if ((Atomics.exchange(i32, xcall_word(cls, X_LOCK), 0) & X_LOCK_CONTENDED) !== 0) xc_ring_all();
 }
 
 function xc_ring_all(): void {
@@ -96,8 +156,24 @@ function xc_ring_all(): void {
 }
 
 /** Wait predicate: the class has no call in flight. */
-function xc_idle(pri: number): boolean {
-  return Atomics.load(i32, xcall_word(pri, X_HEADP)) === Atomics.load(i32, xcall_word(pri, X_DONEP));
+function xc_idle(cls: number): boolean {
+  return Atomics.load(i32, xcall_word(cls, X_HEADP)) === Atomics.load(i32, xcall_word(cls, X_DONEP));
+}
+
+const idle_chan: wait_chan = { done: xc_idle, owing: (cls, out) => xc_owing(cls, out) };
+
+/** The targets of class cls's call in flight that have not completed their part. */
+function xc_owing(cls: number, out: number[]): void {
+  const head = Atomics.load(i32, xcall_word(cls, X_HEADP));
+  if (head === Atomics.load(i32, xcall_word(cls, X_DONEP))) return;
+  const r = Atomics.load(i32, xcall_word(cls, X_REC));
+  for (let c = 0; c < ncpu; c++) {
+    if (xc_targeted(cls, r, c) && Atomics.load(i32, cpu_word(c, C_XCSEEN + cls)) !== head) out.push(c);
+  }
+}
+
+function xc_targeted(cls: number, r: number, c: number): boolean {
+  return (Atomics.load(i32, xcrec_word(cls, r, XR_TARGETS) + (c >> 5)) & (1 << (c & 31))) !== 0;
 }
 
 /* ---------------------------------------------------------- issuing */
@@ -116,112 +192,207 @@ function xc_wait_check(fn: string, self: cpu_info, what: string): void {
     "xcalls wait for every CPU's part, this one's included, which cannot run at a raised IPL: splx() first", self.ci_ilevel);
 }
 
-function xc_issue(fn: string, flags: number, func: unknown, arg1: unknown, arg2: unknown, target: cpu_info | null): number {
+function flags_check(fn: string, flags: unknown): number {
   if (typeof flags !== 'number') throw typeError(fn, 'flags', 'a number', flags);
   const level = xc_level((flags & XC_IPL_MASK) >> XC_IPL_SHIFT);
   if (!Number.isInteger(flags) || (flags & ~(XC_HIGHPRI | XC_IPL_MASK)) !== 0 || ((flags & XC_IPL_MASK) !== 0 && !(flags & XC_HIGHPRI)) ||
       level < 0) {
     throw rangeError(fn, 'flags', '0, XC_HIGHPRI or XC_HIGHPRI_IPL(ipl)', flags);
   }
-  const self = curcpu();
-  const pri = flags & XC_HIGHPRI ? PRI_HIGH : PRI_LOW;
+  return level;
+}
+
+/**
+ * Reuse the next record of class cls for a new call (lock held, class
+ * idle): deliver the failures of the call it held if nobody collected
+ * them, and mark it being reset.  Returns its number.
+ */
+function xc_record_take(cls: number): number {
+  const calls = i32[xcall_word(cls, X_CALLS)]! + 1;
+  i32[xcall_word(cls, X_CALLS)] = calls;
+  const r = calls % XC_HISTORY;
+  const where = Atomics.exchange(i32, xcrec_word(cls, r, XR_WHERE), 0);
+  const left = fail_collect('xc_wait', ERR_XCALL, rec_id(cls, r), where, xcrec_word(cls, r, xr_failed()));
+  if (left.length > 0) md.report(failures_error('xc_wait', left));
+  return r;
+}
+
+function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unknown, arg2: unknown, target: cpu_info | null): number {
+  const self = cpu_self(fn);
+  const level = flags_check(fn, flags);
+  const cls = flags & XC_HIGHPRI ? XC_CLASS_HIGH : XC_CLASS_LOW;
   if (diagnostic) {
     xc_wait_check(fn, self, 'xcalls cannot be issued from interrupt context');
-    KASSERT(xc_active[pri] === 0, fn, pri === PRI_HIGH ? 'xc_active[XC_HIGHPRI] == 0' : 'xc_active[XC_LOWPRI] == 0',
+    KASSERT(xc_active[cls] === 0, fn, cls === XC_CLASS_HIGH ? 'xc_active[XC_HIGHPRI] == 0' : 'xc_active[XC_LOWPRI] == 0',
       'an xcall function cannot issue an xcall of its own priority: it would wait for itself');
   }
   const sym = sym_id(fn, 'func', func);
   arg_check(fn, 'arg1', arg1);
   arg_check(fn, 'arg2', arg2);
   const t = target === null ? -1 : ci_check(fn, 'ci', target);
+  if (t >= 0 && cpu_dead_p(t)) throw cpu_dead_error(fn, t, true);
+  const me = self.ci_index;
 
-  intr_wait(fn, `${fn} on a thread that can block`, xc_trylock, pri);
-  let where: number;
+  intr_wait(w, lock_chan, (me << 1) | cls, Infinity);
+  if (cls === XC_CLASS_HIGH) thread_work_hold(1);
+  let where: number, r: number, gen: number;
   try {
     /* One call per class in flight: wait for the previous one (servicing, so our part of it runs). */
-    intr_wait(fn, `${fn} on a thread that can block`, xc_idle, pri);
-    arg_encode(fn, 'arg1', cell_xcall(pri, 0), arg1);
-    arg_encode(fn, 'arg2', cell_xcall(pri, 1), arg2);
-    i32[xcall_word(pri, X_FUNC)] = sym;
-    i32[xcall_word(pri, X_IPL)] = pri === PRI_HIGH ? level : 0;
-    for (let c = 0; c < ncpu; c++) if (t < 0 || c === t) Atomics.store(i32, cpu_word(c, C_XCPEND + pri), 1);
-    /* Publish: targets read the call after they see the new headp or their pending flag. */
-    where = Atomics.add(i32, xcall_word(pri, X_HEADP), t < 0 ? ncpu : 1) + (t < 0 ? ncpu : 1) | 0;
+    intr_wait(w, idle_chan, cls, Infinity);
+    arg_encode(fn, 'arg1', cell_xcall(cls, 0), arg1);
+    arg_encode(fn, 'arg2', cell_xcall(cls, 1), arg2);
+    r = xc_record_take(cls);
+    gen = Atomics.load(i32, H_DEADGEN);
+    if (t >= 0 && cpu_dead_p(t)) throw cpu_dead_error(fn, t, true);
+    /* The targets: one read of each word of kcpuset_running, which loses a CPU when it dies. */
+    let n = 0;
+    for (let k = 0; k < NW; k++) {
+      const bits = t < 0 ? Atomics.load(kcpuset_running.bits, k) : k === t >> 5 ? 1 << (t & 31) : 0;
+      Atomics.store(i32, xcrec_word(cls, r, XR_TARGETS) + k, bits);
+      for (let b = bits; b !== 0; b &= b - 1) n++;
+    }
+    i32[xcall_word(cls, X_FUNC)] = sym;
+    i32[xcall_word(cls, X_LEVEL)] = level;
+    Atomics.store(i32, xcall_word(cls, X_REC), r);
+    /* Publish (issue): targets read the call after they see the new headp. */
+    where = (Atomics.add(i32, xcall_word(cls, X_HEADP), n) + n) | 0;
+    Atomics.store(i32, xcrec_word(cls, r, XR_WHERE), where);
   } finally {
-    xc_unlock(pri);
+    if (cls === XC_CLASS_HIGH) thread_work_hold(-1);
+    xc_unlock(cls);
   }
-  f64[evcnt_index(self.ci_index, pri === PRI_HIGH ? EV_XC_HIGH : EV_XC_LOW)]!++;
-  const vec = pri === PRI_HIGH ? VEC_XCALL_HIGH : VEC_XCALL_LOW;
+  f64[evcnt_index(me, cls === XC_CLASS_HIGH ? EV_XC_HIGH : EV_XC_LOW)]!++;
+  const vec = cls === XC_CLASS_HIGH ? VEC_XCALL_HIGH : VEC_XCALL_LOW;
   for (let c = 0; c < ncpu; c++) {
-    if (t >= 0 && c !== t) continue;
-    if (c === self.ci_index) xc_vector(pri);
+    if (!xc_targeted(cls, r, c)) continue;
+    if (c === me) xc_vector(cls);
     else intr_send_vector(self, c, vec);
   }
-  return where * 2 + pri;
+  /* A target that died since gen may have been missed by the death handler, which looks at the call in flight. */
+  if (Atomics.load(i32, H_DEADGEN) !== gen) {
+    for (let c = 0; c < ncpu; c++) if (cpu_dead_p(c)) xc_write_off(cls, c);
+  }
+  return where * 2 + cls;
 }
 
 /**
- * xc_broadcast: run func(arg1, arg2) on every CPU, the caller's included.
- * Returns a ticket for xc_wait().
+ * xc_broadcast: run func(arg1, arg2) on every running CPU, the caller's
+ * included.  Returns a ticket for xc_wait().
  * => flags: 0 (low priority, thread context) or XC_HIGHPRI / XC_HIGHPRI_IPL(ipl).
  * => Not from interrupt context, at IPL_NONE, nor from an xcall function of
  *    the same priority; func a kernel symbol; args sendable.
  */
 export function xc_broadcast<A1, A2>(flags: number, func: xcfunc_t<A1, A2>, arg1: A1, arg2: A2): number {
-  return xc_issue('xc_broadcast', flags, func, arg1, arg2, null);
+  return xc_issue('xc_broadcast', W_XC_BROADCAST, flags, func, arg1, arg2, null);
 }
 
 /**
  * xc_unicast: run func(arg1, arg2) on CPU ci (which may be the caller).
  * Returns a ticket for xc_wait().
- * => As xc_broadcast.
+ * => As xc_broadcast; ci must be alive.
  */
 export function xc_unicast<A1, A2>(flags: number, func: xcfunc_t<A1, A2>, arg1: A1, arg2: A2, ci: cpu_info): number {
+  cpu_self('xc_unicast');
   if (!(ci instanceof cpu_info)) throw typeError('xc_unicast', 'ci', 'a cpu_info (curcpu(), cpu_lookup())', ci);
-  return xc_issue('xc_unicast', flags, func, arg1, arg2, ci);
+  return xc_issue('xc_unicast', W_XC_UNICAST, flags, func, arg1, arg2, ci);
 }
 
+/** Check a ticket: a number from xc_broadcast or xc_unicast of this machine, already issued. */
 function ticket_check(fn: string, ticket: unknown): void {
   if (typeof ticket !== 'number') throw typeError(fn, 'ticket', 'a number from xc_broadcast or xc_unicast', ticket);
   /* A ticket is a 32-bit count times 2 plus the class. */
   if (!Number.isSafeInteger(ticket) || ticket < -(2 ** 32) || ticket >= 2 ** 32) {
     throw rangeError(fn, 'ticket', 'a ticket from xc_broadcast or xc_unicast', ticket);
   }
+  const cls = ticket & 1;
+  const head = Atomics.load(i32, xcall_word(cls, X_HEADP));
+  if ((((ticket - cls) / 2 - head) | 0) > 0) {
+    throw new RangeError(`${fn}: ticket ${ticket} was never issued (the last ${cls === XC_CLASS_HIGH ? 'high' : 'low'} priority ` +
+      `call has ticket ${head * 2 + cls}): pass what xc_broadcast or xc_unicast returned`);
+  }
 }
 
 /** Wait predicate: the call with this ticket has completed (donep has reached it). */
 function xc_done(ticket: number): boolean {
-  const pri = ticket & 1;
-  const where = (ticket - pri) / 2;
-  return ((Atomics.load(i32, xcall_word(pri, X_DONEP)) - where) | 0) >= 0;
+  const cls = ticket & 1;
+  const where = (ticket - cls) / 2;
+  return ((Atomics.load(i32, xcall_word(cls, X_DONEP)) - where) | 0) >= 0;
+}
+
+const xc_chan: wait_chan = {
+  done: xc_done,
+  owing: (ticket, out) => {
+    const cls = ticket & 1;
+    if ((ticket - cls) / 2 === Atomics.load(i32, xcall_word(cls, X_HEADP))) xc_owing(cls, out);
+  },
+};
+
+/** Collect the failures of a completed call and throw them, if any; unknown (older) calls have none left. */
+function xc_finish(fn: string, ticket: number): void {
+  const cls = ticket & 1;
+  const where = (ticket - cls) / 2;
+  for (let r = 0; r < XC_HISTORY; r++) {
+    if (Atomics.load(i32, xcrec_word(cls, r, XR_WHERE)) !== where) continue;
+    const failures = fail_collect(fn, ERR_XCALL, rec_id(cls, r), where, xcrec_word(cls, r, xr_failed()));
+    if (failures.length > 0) throw failures_error(fn, failures);
+    return;
+  }
 }
 
 /**
  * xc_wait: wait until the call with this ticket has completed on every
  * target.  Runs this CPU's own part meanwhile.
- * => Not from interrupt context, at IPL_NONE; blocks (use xc_wait_async
- *    where a thread cannot).
+ * => If parts failed, throws as ipi_wait() does: IpiRemoteError or
+ *    IpiCpuDeadError, naming every failing CPU.
+ * => options.timeout: after that many milliseconds, an IpiTimeoutError
+ *    naming the CPUs that have not run their part; the call stays in flight.
+ * => ticket must have been issued.  Not from interrupt context, at
+ *    IPL_NONE; blocks (use xc_wait_async where a thread cannot).
  */
-export function xc_wait(ticket: number): void {
-  ticket_check('xc_wait', ticket);
-  if (diagnostic) xc_wait_check('xc_wait', curcpu(), 'xc_wait cannot wait in interrupt context');
-  intr_wait('xc_wait', 'xc_wait_async()', xc_done, ticket);
+export function xc_wait(ticket: number, options?: xc_wait_options): void {
+  const fn = 'xc_wait';
+  const self = cpu_self(fn);
+  ticket_check(fn, ticket);
+  const timeout = options === undefined ? Infinity : timeout_check(fn, wait_options(fn, options, ['timeout']).timeout);
+  if (diagnostic) xc_wait_check(fn, self, 'xc_wait cannot wait in interrupt context');
+  if (!xc_done(ticket)) intr_wait(W_XC_WAIT, xc_chan, ticket, timeout);
+  xc_finish(fn, ticket);
 }
 
 /** xc_wait as a promise, for any thread; rejects rather than throws. */
-export async function xc_wait_async(ticket: number): Promise<void> {
-  ticket_check('xc_wait_async', ticket);
-  await intr_wait_async('xc_wait_async', xc_done, ticket);
+export async function xc_wait_async(ticket: number, options?: xc_wait_async_options): Promise<void> {
+  const fn = 'xc_wait_async';
+  cpu_self(fn);
+  ticket_check(fn, ticket);
+  const o = wait_options(fn, options, ['timeout', 'signal']);
+  const timeout = timeout_check(fn, o.timeout);
+  const signal = signal_check(fn, o.signal);
+  if (!xc_done(ticket)) await intr_wait_async(W_XC_WAIT_ASYNC, xc_chan, ticket, timeout, signal);
+  xc_finish(fn, ticket);
 }
 
 /**
- * xc_barrier: a broadcast of nothing, waited for: every CPU has passed a
- * point of the given priority, so what this CPU wrote before it is seen by
- * every CPU after it.
+ * Wait for an internal call (a barrier, softint_disestablish): a CPU that
+ * died meanwhile runs nothing any more, so its part counts as done.
+ * @internal
+ */
+export function xc_wait_live(w: number, ticket: number): void {
+  intr_wait(w, xc_chan, ticket, Infinity);
+  try {
+    xc_finish('xc_wait', ticket);
+  } catch (e) {
+    if (!(e instanceof IpiCpuDeadError)) throw e;
+  }
+}
+
+/**
+ * xc_barrier: a broadcast of nothing, waited for: every running CPU has
+ * passed a point of the given priority, so what this CPU wrote before it is
+ * seen by every CPU after it.  CPUs that die meanwhile are not waited for.
  * => As xc_broadcast and xc_wait.
  */
 export function xc_barrier(flags: number): void {
-  xc_wait(xc_issue('xc_barrier', flags, xc_nullop, undefined, undefined, null));
+  xc_wait_live(W_XC_BARRIER, xc_issue('xc_barrier', W_XC_BARRIER, flags, xc_nullop, undefined, undefined, null));
 }
 
 export function xc_nullop(): void {}
@@ -229,36 +400,110 @@ export function xc_nullop(): void {}
 /* ---------------------------------------------------------- targets */
 
 /** The vector handler (interrupt context): start this CPU's part of the call. @internal */
-export function xc_vector(pri: number): void {
-  if (pri === PRI_LOW) thread_defer(xc_lowpri_run);
-  else softint_schedule_reserved(i32[xcall_word(PRI_HIGH, X_IPL)]!);
+export function xc_vector(cls: number): void {
+  if (cls === XC_CLASS_LOW) thread_defer(xc_lowpri_run);
+  else softint_schedule_reserved(i32[xcall_word(XC_CLASS_HIGH, X_LEVEL)]!);
 }
 
 function xc_lowpri_run(): void {
-  xc_run(PRI_LOW);
+  xc_run(XC_CLASS_LOW);
 }
 
 /** The reserved soft interrupt handler of high-priority xcalls. @internal */
 export function xc_highpri_softint(): void {
-  xc_run(PRI_HIGH);
+  xc_run(XC_CLASS_HIGH);
 }
 
-/** Run this CPU's part of the call in flight, once. */
-function xc_run(pri: number): void {
-  const self = curcpu();
-  if (Atomics.exchange(i32, cpu_word(self.ci_index, C_XCPEND + pri), 0) === 0) return;
-  xc_active[pri]!++;
-  try {
-    const func = sym_func(i32[xcall_word(pri, X_FUNC)]!) as xcfunc_t;
-    func(arg_decode(cell_xcall(pri, 0)), arg_decode(cell_xcall(pri, 1)));
-  } catch (e) {
-    f64[evcnt_index(self.ci_index, EV_INTR_ERROR)]!++;
-    md.report(e);
-  } finally {
-    xc_active[pri]!--;
-    /* Release: the function's effects are visible to whoever sees the new donep. */
-    const done = Atomics.add(i32, xcall_word(pri, X_DONEP), 1) + 1;
-    if (done === Atomics.load(i32, xcall_word(pri, X_HEADP))) xc_ring_all();
+/**
+ * Claim CPU c's part of class cls's call in flight; false if there is
+ * nothing for c to claim (c is no target, has its part already, or another
+ * claimer won).  Headp and record are read consistently: the record is
+ * written before headp is published, so a headp read before and after it
+ * vouches for it.  Once claimed, the call stays in flight (headp, record)
+ * until the claimer completes the part.
+ */
+function xc_claim(cls: number, c: number): boolean {
+  const seen = cpu_word(c, C_XCSEEN + cls);
+  for (;;) {
+    const head = Atomics.load(i32, xcall_word(cls, X_HEADP));
+    if (head === Atomics.load(i32, xcall_word(cls, X_DONEP))) return false;
+    const r = Atomics.load(i32, xcall_word(cls, X_REC));
+    if (Atomics.load(i32, xcall_word(cls, X_HEADP)) !== head) continue;
+    if (!xc_targeted(cls, r, c)) return false;
+    const s = Atomics.load(i32, seen);
+    return s !== head && Atomics.compareExchange(i32, seen, s, head) === s;
   }
 }
 
+/** CPU c's part of call `where` (record r) is over: note its failure, if any, then count it done. */
+function xc_complete(cls: number, r: number, where: number, c: number, failure: unknown): void {
+  if (failure !== NO_FAILURE) {
+    if (failure !== DIED) fail_note(c, ERR_XCALL, rec_id(cls, r), where, failure);
+    set_add(xcrec_word(cls, r, xr_failed()), c);
+  }
+  /* Release: the function's effects are visible to whoever sees the new donep. */
+  const done = Atomics.add(i32, xcall_word(cls, X_DONEP), 1) + 1;
+  if (done === Atomics.load(i32, xcall_word(cls, X_HEADP))) xc_ring_all();
+}
+
+const NO_FAILURE = Symbol('no failure');
+const DIED = Symbol('died');
+
+/** Run this CPU's part of the call in flight, once. */
+function xc_run(cls: number): void {
+  const self = curcpu();
+  if (!xc_claim(cls, self.ci_index)) return;
+  const where = Atomics.load(i32, xcall_word(cls, X_HEADP));
+  const r = Atomics.load(i32, xcall_word(cls, X_REC));
+  const sym = i32[xcall_word(cls, X_FUNC)]!;
+  const act = act_enter(self, ACT_XCALL, sym);
+  let failure: unknown = NO_FAILURE;
+  xc_active[cls]!++;
+  try {
+    const res = (sym_func(sym) as xcfunc_t)(arg_decode(cell_xcall(cls, 0)), arg_decode(cell_xcall(cls, 1)));
+    if (thenable_p(res)) {
+      /* Not synchronous: its part completes when it settles, so that a rejection reaches xc_wait. */
+      const me = self.ci_index;
+      Promise.resolve(res).then(() => xc_complete(cls, r, where, me, NO_FAILURE),
+        (e: unknown) => xc_complete(cls, r, where, me, rejected_failure(e, 'xcall')));
+      return;
+    }
+  } catch (e) {
+    failure = e;
+  } finally {
+    xc_active[cls]!--;
+    act_leave(self, act);
+  }
+  xc_complete(cls, r, where, self.ci_index, failure);
+}
+
+/** Write off dead CPU c's part of class cls's call in flight, if it still owes it. */
+function xc_write_off(cls: number, c: number): void {
+  if (!xc_claim(cls, c)) return;
+  xc_complete(cls, Atomics.load(i32, xcall_word(cls, X_REC)), Atomics.load(i32, xcall_word(cls, X_HEADP)), c, DIED);
+}
+
+/**
+ * CPU c has died (marked dead already): release the locks it held, write
+ * off its parts of the calls in flight, and make every running CPU look at
+ * both classes again (c may have issued a call and died before telling its
+ * targets). @internal
+ */
+export function xc_cpu_dead(c: number): void {
+  const self = curcpu();
+  for (const cls of [XC_CLASS_LOW, XC_CLASS_HIGH]) {
+    const w = xcall_word(cls, X_LOCK);
+    const held = Atomics.load(i32, w);
+    if ((held & X_LOCK_HOLDER) === c + 1 && Atomics.compareExchange(i32, w, held, 0) === held) xc_ring_all();
+    xc_write_off(cls, c);
+  }
+  for (let t = 0; t < ncpu; t++) {
+    if (t === c || cpu_dead_p(t)) continue;
+    if (t === self.ci_index) {
+      xc_vector(XC_CLASS_LOW);
+      xc_vector(XC_CLASS_HIGH);
+    } else {
+      intr_send_vector(self, t, VEC_XCALL_LOW | VEC_XCALL_HIGH);
+    }
+  }
+}
