@@ -6,12 +6,16 @@
 import './kern/instance.js';
 
 /* The machine (this library's boot; the runtime's part is in arch/). */
-export { boot, type BootOptions } from './arch/node/boot.js';
-export { Machine, MachineErrorEvent } from './kern/machine.js';
+export { boot, type BootOptions, STALL_REPORT_MS } from './arch/node/boot.js';
+export { Machine, MachineErrorEvent, CpuDeadEvent, type MachineEventMap } from './kern/machine.js';
 export { shared } from './kern/shared.js';
 export type { cpu_evcnt, ipi_evcnt } from './kern/evcnt.js';
-export { IpiError, IpiAssertionError, IpiRemoteError } from './kern/errors.js';
-export { MAXCPUS, IPI_MSG_MAXINFLIGHT, IPI_ARG_MAXBYTES, IMAGE_MAXMODULES, SOFTINT_MAXHANDLERS } from './kern/param.js';
+export {
+  IpiError, IpiAssertionError, IpiRemoteError, IpiCpuDeadError, IpiTimeoutError, type IpiCpuFailure, type IpiCpuState,
+} from './kern/errors.js';
+export {
+  MAXCPUS, IPI_MSG_MAXINFLIGHT, IPI_ARG_MAXBYTES, IPI_ERR_RECORDS, IMAGE_MAXMODULES, SOFTINT_MAXHANDLERS, XC_HISTORY,
+} from './kern/param.js';
 
 /* <sys/cpu.h>, <sys/intr.h>, spl(9), kpreempt(9) */
 export {
@@ -28,7 +32,10 @@ export { kcpuset_attached, kcpuset_running } from './kern/cpu.js';
 export { IPI_MAXREG, IPI_SYNCH_ID, IPI_MSG_SLOTS } from './kern/param.js';
 export { ipi_register, ipi_unregister, ipi_trigger, ipi_trigger_multi, ipi_trigger_broadcast } from './kern/ipi.js';
 /* <sys/ipi.h>: synchronous */
-export { type ipi_func_t, type ipi_msg_t, ipi_unicast, ipi_multicast, ipi_broadcast, ipi_wait, ipi_wait_async } from './kern/ipi.js';
+export {
+  type ipi_func_t, type ipi_msg_t, type ipi_wait_options, type ipi_wait_async_options, ipi_unicast, ipi_multicast, ipi_broadcast, ipi_wait,
+  ipi_wait_async,
+} from './kern/ipi.js';
 
 /* <sys/intr.h>: softint(9) */
 export {
@@ -37,4 +44,7 @@ export {
 } from './kern/softint.js';
 
 /* <sys/xcall.h> */
-export { type xcfunc_t, xc_broadcast, xc_unicast, xc_wait, xc_wait_async, xc_barrier, XC_HIGHPRI, XC_HIGHPRI_IPL } from './kern/xcall.js';
+export {
+  type xcfunc_t, type xc_wait_options, type xc_wait_async_options, xc_broadcast, xc_unicast, xc_wait, xc_wait_async, xc_barrier, XC_HIGHPRI,
+  XC_HIGHPRI_IPL,
+} from './kern/xcall.js';

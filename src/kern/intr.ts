@@ -323,31 +323,59 @@ export function act_text(c: number): string {
 }
 
 /**
- * What the CPUs a wait still waits for were doing when it began (taken when
- * it first sleeps, so the fast path never allocates), to tell in a report
- * which have not moved since.
+ * What the CPUs a wait still waits for are doing, sampled each time the
+ * wait wakes (made when it first sleeps, so the fast path never
+ * allocates): for each, its activity and when it was first seen doing it,
+ * so a report can say "for at least" that long.
  */
 class wait_snapshot {
+  /** When the wait began to sleep. */
   readonly at: number;
-  readonly acts = new Map<number, string>();
+  readonly seen = new Map<number, { act: string; since: number }>();
+  #last = -Infinity;
 
   constructor(chan: wait_chan, x: number, now: number) {
     this.at = now;
+    this.sample(chan, x, now);
+  }
+
+  /** Look at the CPUs still owed again (at most once a millisecond: a polling wait comes here often). */
+  sample(chan: wait_chan, x: number, now: number): void {
+    if (now - this.#last < 1) return;
+    this.#last = now;
     const cpus: number[] = [];
     chan.owing(x, cpus);
-    for (const c of cpus) this.acts.set(c, act_read(c).join());
+    for (const c of cpus) {
+      const act = act_read(c).join();
+      if (this.seen.get(c)?.act !== act) this.seen.set(c, { act, since: now });
+    }
   }
 
   /** The CPUs still owed and what each is doing. */
   report(chan: wait_chan, x: number, now: number): IpiCpuState[] {
+    this.#last = -Infinity;
+    this.sample(chan, x, now);
     const cpus: number[] = [];
     chan.owing(x, cpus);
-    return cpus.map((cpu) => ({
-      cpu,
-      doing: act_text(cpu),
-      forMs: this.acts.get(cpu) === act_read(cpu).join() ? Math.round(now - this.at) : undefined,
-    }));
+    return cpus.map((cpu) => {
+      const since = this.seen.get(cpu)!.since;
+      return { cpu, doing: act_text(cpu), forMs: since < now ? Math.round(now - since) : undefined };
+    });
   }
+}
+
+/**
+ * Samples a wait takes before its deadline or stall report (its sleeps are
+ * cut in this many slices at least), so that a report can say how long a
+ * CPU has been doing what it does.
+ */
+const WAIT_SAMPLES = 8;
+
+/** How long a wait may sleep now (ms): to its next sample, deadline or stall report, at most SLEEP_MS. */
+function sleep_ms(timeout: number, waited: number, stalled: boolean): number {
+  const stall = stalled || !diagnostic ? Infinity : stall_ms;
+  const horizon = Math.min(timeout, stall);
+  return Math.max(0, Math.min(SLEEP_MS, horizon / WAIT_SAMPLES, timeout - waited, stall - waited));
 }
 
 function states_text(states: readonly IpiCpuState[]): string {
@@ -403,7 +431,8 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
       const now = md.now();
       if (pollEnd === 0) pollEnd = now + poll_ms;
       if (now < pollEnd && timeout === Infinity) continue;
-      snap ??= new wait_snapshot(chan, x, now);
+      if (snap === undefined) snap = new wait_snapshot(chan, x, now);
+      else snap.sample(chan, x, now);
       const waited = now - snap.at;
       if (waited >= timeout) {
         f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
@@ -419,7 +448,7 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
           `use ${WAIT_ALT[w]}`);
       }
       f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
-      md.sleep(bell, seen, Math.min(SLEEP_MS, timeout - waited, stalled ? Infinity : stall_ms - waited));
+      md.sleep(bell, seen, sleep_ms(timeout, waited, stalled));
     }
   } finally {
     act_leave(ci, act);
@@ -449,7 +478,8 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
       signal?.throwIfAborted();
       if (intr_wait_service(ci)) continue;
       const now = md.now();
-      snap ??= new wait_snapshot(chan, x, now);
+      if (snap === undefined) snap = new wait_snapshot(chan, x, now);
+      else snap.sample(chan, x, now);
       const waited = now - snap.at;
       if (waited >= timeout) {
         f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
@@ -460,7 +490,7 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
         stall_report(ci, w, snap.report(chan, x, now), waited);
       }
       f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
-      const p = md.sleep_async(bell, seen, Math.min(SLEEP_MS, timeout - waited, stalled ? Infinity : stall_ms - waited));
+      const p = md.sleep_async(bell, seen, sleep_ms(timeout, waited, stalled));
       if (p !== undefined) await p;
     }
   } finally {

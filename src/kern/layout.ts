@@ -14,7 +14,7 @@
  *   | cpu[0..ncpu)       |  per CPU, CPU_WORDS words:
  *   |                    |    state, doorbell, ipi pending bits, vector bits,
  *   |                    |    activity and its sequence number,
- *   |                    |    mailbox[IPI_MSG_SLOTS], xcall calls seen[2],
+ *   |                    |    mailbox[IPI_MSG_SLOTS], xcall calls claimed[2] and completed[2],
  *   |                    |    image digest[IMAGE_MAXMODULES + 1]
  *   +--------------------+
  *   | ipi handlers       |  IPI_MAXREG x { func, gen }
@@ -70,7 +70,8 @@ export const C_ACT = 4; // what the CPU is doing (ACT_* | arg << ACT_SHIFT), wri
 export const C_ACTSEQ = 5; // bumped at every change of C_ACT, so a reader can tell "still the same"
 export const C_MBOX = 6;
 export const C_XCSEEN = C_MBOX + IPI_MSG_SLOTS; // [XC_CLASS_LOW], [XC_CLASS_HIGH]: the call whose part was claimed last
-export const C_DIGEST = C_XCSEEN + 2; // [0] = number of modules, then one per module
+export const C_XCDONE = C_XCSEEN + 2; // [XC_CLASS_LOW], [XC_CLASS_HIGH]: the call whose part was completed last
+export const C_DIGEST = C_XCDONE + 2; // [0] = number of modules, then one per module
 const CPU_WORDS = C_DIGEST + 1 + IMAGE_MAXMODULES;
 
 /* CPU states (C_STATE). */

@@ -22,11 +22,14 @@
  *
  * Claims.  Each call has a record (one of XC_HISTORY per class, reused in
  * turn) holding its targets and the targets whose part failed.  A target's
- * part is claimed by a compare-and-swap of that CPU's "seen" word from an
- * older headp to the call's: the target itself claims it to run it; if the
- * CPU dies first, whoever writes it off (the death handler, or the issuer
- * that saw it die) claims it instead and counts it done and failed.  Either
- * way each part completes exactly once, so a call never waits for the dead.
+ * part is claimed by a compare-and-swap of that CPU's "claimed" word from
+ * an older headp to the call's, and completed by an exchange of its
+ * "completed" word to the call's headp: only the exchange that changes it
+ * counts the part done.  The target itself claims its part to run it.  If
+ * the CPU dies, whoever writes it off (the death handler, or the issuer
+ * that saw it die) completes its part as failed, claiming it first if the
+ * CPU had not.  Either way each part completes exactly once, so a call
+ * never waits for the dead.
  *
  * Failures.  A function that throws, or returns a promise that rejects, is
  * recorded (failure.ts) and xc_wait() throws it, as ipi_wait() does.  The
@@ -57,7 +60,7 @@ import {
 } from './intr.js';
 import { rejected_failure, signal_check, thenable_p, wait_options } from './ipi.js';
 import {
-  ACT_XCALL, C_XCSEEN, cell_xcall, cpu_word, ERR_XCALL, EV_XC_HIGH, EV_XC_LOW, evcnt_index, f64, H_DEADGEN, i32, NW, X_CALLS, X_DONEP, X_FUNC,
+  ACT_XCALL, C_XCDONE, C_XCSEEN, cell_xcall, cpu_word, ERR_XCALL, EV_XC_HIGH, EV_XC_LOW, evcnt_index, f64, H_DEADGEN, i32, NW, X_CALLS, X_DONEP, X_FUNC,
   X_HEADP, X_LEVEL, X_LOCK, X_LOCK_CONTENDED, X_LOCK_HOLDER, X_REC, XC_CLASS_HIGH, XC_CLASS_LOW, xcall_word, xcrec_word, xr_failed, XR_TARGETS,
   XR_WHERE,
 } from './layout.js';
@@ -168,7 +171,7 @@ function xc_owing(cls: number, out: number[]): void {
   if (head === Atomics.load(i32, xcall_word(cls, X_DONEP))) return;
   const r = Atomics.load(i32, xcall_word(cls, X_REC));
   for (let c = 0; c < ncpu; c++) {
-    if (xc_targeted(cls, r, c) && Atomics.load(i32, cpu_word(c, C_XCSEEN + cls)) !== head) out.push(c);
+    if (xc_targeted(cls, r, c) && Atomics.load(i32, cpu_word(c, C_XCDONE + cls)) !== head) out.push(c);
   }
 }
 
@@ -435,8 +438,9 @@ function xc_claim(cls: number, c: number): boolean {
   }
 }
 
-/** CPU c's part of call `where` (record r) is over: note its failure, if any, then count it done. */
+/** CPU c's part of call `where` (record r) is over: note its failure, if any, then count it done, once. */
 function xc_complete(cls: number, r: number, where: number, c: number, failure: unknown): void {
+  if (Atomics.exchange(i32, cpu_word(c, C_XCDONE + cls), where) === where) return;
   if (failure !== NO_FAILURE) {
     if (failure !== DIED) fail_note(c, ERR_XCALL, rec_id(cls, r), where, failure);
     set_add(xcrec_word(cls, r, xr_failed()), c);
@@ -477,10 +481,16 @@ function xc_run(cls: number): void {
   xc_complete(cls, r, where, self.ci_index, failure);
 }
 
-/** Write off dead CPU c's part of class cls's call in flight, if it still owes it. */
+/**
+ * Write off dead CPU c's part of class cls's call in flight, if it still
+ * owes it: claimed by c (it died running it) or not yet claimed.
+ */
 function xc_write_off(cls: number, c: number): void {
-  if (!xc_claim(cls, c)) return;
-  xc_complete(cls, Atomics.load(i32, xcall_word(cls, X_REC)), Atomics.load(i32, xcall_word(cls, X_HEADP)), c, DIED);
+  const head = Atomics.load(i32, xcall_word(cls, X_HEADP));
+  if (head === Atomics.load(i32, xcall_word(cls, X_DONEP))) return;
+  const r = Atomics.load(i32, xcall_word(cls, X_REC));
+  if (Atomics.load(i32, xcall_word(cls, X_HEADP)) !== head || !xc_targeted(cls, r, c)) return;
+  if (Atomics.load(i32, cpu_word(c, C_XCSEEN + cls)) === head || xc_claim(cls, c)) xc_complete(cls, r, head, c, DIED);
 }
 
 /**
