@@ -7,11 +7,10 @@
  * the preemption count.  That state is module state, so every piece of code
  * on a thread must load this library from the same file (see instance.ts).
  */
-import { arg_decode, arg_encode } from './arg.js';
-import { IpiCpuDeadError, IpiError, rangeError, typeError, type error_record } from './errors.js';
+import { IpiError, rangeError, typeError } from './errors.js';
 import { kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {
-  ACT_MASK, ACT_SHIFT, C_ACT, C_ACTSEQ, C_DOORBELL, cell_death, C_IPIPEND, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, H_ATTACHED, H_DEAD, H_RUNNING, i32,
+  ACT_MASK, ACT_SHIFT, C_ACT, C_ACTSEQ, C_DOORBELL, C_IPIPEND, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, H_ATTACHED, H_DEAD, H_RUNNING, i32,
 } from './layout.js';
 
 /* Interrupt priority levels, in NetBSD's order. */
@@ -139,7 +138,7 @@ export function curcpu(): cpu_info {
 
 /** cpu_number: the index of the current CPU. */
 export function cpu_number(): number {
-  return curcpu().ci_index;
+  return cpu_self('cpu_number').ci_index;
 }
 
 /**
@@ -174,7 +173,7 @@ export function ci_check(fn: string, what: string, ci: unknown): number {
 
 /** kpreempt_disable: disable kernel preemption on this CPU (nests). */
 export function kpreempt_disable(): void {
-  curcpu().ci_nopreempt++;
+  cpu_self('kpreempt_disable').ci_nopreempt++;
 }
 
 /**
@@ -182,7 +181,7 @@ export function kpreempt_disable(): void {
  * => Preemption must be disabled by kpreempt_disable().
  */
 export function kpreempt_enable(): void {
-  const ci = curcpu();
+  const ci = cpu_self('kpreempt_enable');
   if (ci.ci_nopreempt <= 0) throw new IpiError('kpreempt_enable: assertion "l_nopreempt != 0" failed: preemption is not disabled');
   ci.ci_nopreempt--;
 }
@@ -192,18 +191,18 @@ export function kpreempt_enable(): void {
  * disabled, in an interrupt handler, or at a raised IPL (as NetBSD counts it).
  */
 export function kpreempt_disabled(): boolean {
-  const ci = curcpu();
+  const ci = cpu_self('kpreempt_disabled');
   return ci.ci_nopreempt > 0 || ci.ci_ilevel > IPL_NONE || ci.ci_idepth > 0 || ci.ci_softdepth > 0;
 }
 
 /** cpu_intr_p: true inside a hard interrupt handler (an IPI handler or cross-call). */
 export function cpu_intr_p(): boolean {
-  return curcpu().ci_idepth > 0;
+  return cpu_self('cpu_intr_p').ci_idepth > 0;
 }
 
 /** cpu_softintr_p: true inside a soft interrupt handler. */
 export function cpu_softintr_p(): boolean {
-  return curcpu().ci_softdepth > 0;
+  return cpu_self('cpu_softintr_p').ci_softdepth > 0;
 }
 
 /* ------------------------------------------------------------- life */
@@ -211,38 +210,6 @@ export function cpu_softintr_p(): boolean {
 /** True if CPU `c` has died. */
 export function cpu_dead_p(c: number): boolean {
   return Atomics.load(i32, cpu_word(c, C_STATE)) === CPUST_DEAD;
-}
-
-/** Why a CPU died, as kept in its death cell. */
-export interface cpu_death {
-  /** In words: "process.exit(3)", "uncaught TypeError: boom", "terminated". */
-  readonly reason: string;
-  /** Its exit code, if it exited. */
-  readonly exitCode: number | null;
-  /** The error that killed it, if one did. */
-  readonly error: error_record | null;
-}
-
-/** Record why CPU c dies, before it is marked dead (whoever marks it). @internal */
-export function cpu_death_write(c: number, death: cpu_death): void {
-  arg_encode('cpu_death', 'death', cell_death(c), { reason: death.reason.slice(0, 300), exitCode: death.exitCode,
-    error: death.error && { name: death.error.name.slice(0, 100), message: death.error.message.slice(0, 300), stack: death.error.stack.slice(0, 400) } });
-}
-
-/** Why dead CPU c died. */
-export function cpu_death_record(c: number): cpu_death {
-  return arg_decode(cell_death(c)) as cpu_death;
-}
-
-/**
- * The error of `fn` for dead CPU c: a wait it had not answered (`sending`
- * false), or a call to it (`sending` true).
- */
-export function cpu_dead_error(fn: string, c: number, sending: boolean): IpiCpuDeadError {
-  const d = cpu_death_record(c);
-  const msg = sending ? `${fn}: cpu${c} is dead (${d.reason}): nothing can be sent to it`
-    : `${fn}: cpu${c} died (${d.reason}) before it answered`;
-  return new IpiCpuDeadError(msg, c, d.reason, d.exitCode ?? undefined);
 }
 
 /* ---------------------------------------------------------- activity */

@@ -9,16 +9,53 @@
  * seq); the waiter finds them there and frees the record.  Records whose
  * call has moved on (stale, per kind) are reclaimed when a CPU runs out.
  *
+ * Why a CPU died is kept in its death cell, written before it is marked
+ * dead (init_main.ts's cpu_die), for every error and report that names it.
+ *
  * Ordering: a failing CPU writes its record, publishes it with the atomic
  * store of its state, then adds itself to the failed set, then
  * acknowledges the call; the waiter reads the set after it has seen the
  * acknowledgement, so the record is visible to it.
  */
-import { arg_decode, arg_encode_text } from './arg.js';
-import { cpu_dead_error, cpu_dead_p } from './cpu.js';
-import { error_record, IpiRemoteError, type IpiCpuFailure } from './errors.js';
-import { cell_err, E_ID, E_KIND, E_SEQ, E_STATE, err_word, EV_ERR_LOST, evcnt_index, f64, i32, NW } from './layout.js';
+import { arg_decode, arg_encode, arg_encode_text } from './arg.js';
+import { cpu_dead_p } from './cpu.js';
+import { error_record, IpiCpuDeadError, IpiRemoteError, type IpiCpuFailure } from './errors.js';
+import { cell_death, cell_err, E_ID, E_KIND, E_SEQ, E_STATE, err_word, EV_ERR_LOST, evcnt_index, f64, i32, NW } from './layout.js';
 import { IPI_ERR_RECORDS } from './param.js';
+
+/** Why a CPU died, as kept in its death cell. */
+export interface cpu_death {
+  /** In words: "process.exit(3)", "uncaught TypeError: boom", "terminated". */
+  readonly reason: string;
+  /** Its exit code, if it exited. */
+  readonly exitCode: number | null;
+  /** The error that killed it, if one did. */
+  readonly error: error_record | null;
+}
+
+/** Record why CPU c dies, before it is marked dead (whoever marks it). @internal */
+export function cpu_death_write(c: number, death: cpu_death): void {
+  arg_encode('cpu_death', 'death', cell_death(c), { reason: death.reason.slice(0, 300), exitCode: death.exitCode,
+    error: death.error && { name: death.error.name.slice(0, 100), message: death.error.message.slice(0, 300), stack: death.error.stack.slice(0, 400) } });
+}
+
+/** Why dead CPU c died. */
+export function cpu_death_record(c: number): cpu_death {
+  return arg_decode(cell_death(c)) as cpu_death;
+}
+
+/**
+ * The error of `fn` for dead CPU c: a wait it had not answered (`sending`
+ * false), or a call to it (`sending` true).
+ */
+export function cpu_dead_error(fn: string, c: number, sending: boolean): IpiCpuDeadError {
+  const d = cpu_death_record(c);
+  const msg = sending ? `${fn}: cpu${c} is dead (${d.reason}): nothing can be sent to it`
+    : `${fn}: cpu${c} died (${d.reason}) before it answered`;
+  return new IpiCpuDeadError(msg, c, d.reason, d.exitCode ?? undefined);
+}
+
+/* ------------------------------------------------------ calls */
 
 /** Per kind (ERR_MSG, ERR_XCALL): has the call (id, seq) moved on, so its record can be reclaimed? */
 const stale_p: ((id: number, seq: number) => boolean)[] = [];

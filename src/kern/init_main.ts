@@ -5,7 +5,8 @@
  * it decides how CPUs start and where the image comes from.
  */
 import { arg_init } from './arg.js';
-import { cpu_attach, cpu_death_write, cpu_detach, cpu_info, kcpuset_attached, kcpuset_dead, kcpuset_running, ncpu, type cpu_death } from './cpu.js';
+import { cpu_attach, cpu_detach, cpu_info, kcpuset_attached, kcpuset_dead, kcpuset_running, ncpu } from './cpu.js';
+import { cpu_death_write, type cpu_death } from './failure.js';
 import { cpu_ring, intr_init, machine_halted, thread_reset } from './intr.js';
 import { ipi_cpu_dead, ipi_msg_init, ipi_nullop } from './ipi.js';
 import { kcpuset_atomic_clear, kcpuset_atomic_set } from './kcpuset.js';

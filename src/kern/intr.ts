@@ -27,7 +27,8 @@
  * at once: no wake-up is lost.  All of these are sequentially consistent
  * Atomics, which is what orders them.
  */
-import { act_enter, act_leave, act_read, cpu_death_record, cpu_info, cpu_self, diagnostic, ipl_check, IPL_HIGH, IPL_NONE } from './cpu.js';
+import { act_enter, act_leave, act_read, cpu_info, cpu_self, diagnostic, ipl_check, IPL_HIGH, IPL_NONE } from './cpu.js';
+import { cpu_death_record } from './failure.js';
 import { IpiError, IpiTimeoutError, type IpiCpuState } from './errors.js';
 import { ipi_cpu_handler } from './ipi.js';
 import {
@@ -125,6 +126,7 @@ export function intr_hard(ci: cpu_info): boolean {
 
 /** splhigh: raise the IPL to IPL_HIGH; returns the previous level for splx(). */
 export function splhigh(): number {
+  cpu_self('splhigh');
   return splraiseipl(IPL_HIGH);
 }
 
@@ -155,6 +157,7 @@ export function splx(s: number): void {
 
 /** spl0: lower the IPL to IPL_NONE, taking pending interrupts. */
 export function spl0(): void {
+  cpu_self('spl0');
   splx(IPL_NONE);
 }
 

@@ -60,12 +60,9 @@
  * cross-call each other never deadlock.
  */
 import { arg_check, arg_decode, arg_decode_gen, arg_encode } from './arg.js';
-import {
-  act_enter, act_leave, ci_check, cpu_dead_error, cpu_dead_p, cpu_info, cpu_self, diagnostic, kcpuset_attached, kcpuset_running, kpreempt_disable,
-  kpreempt_disabled, kpreempt_enable, ncpu,
-} from './cpu.js';
+import { act_enter, act_leave, ci_check, cpu_dead_p, cpu_info, cpu_self, diagnostic, kcpuset_attached, kcpuset_running, kpreempt_disable, kpreempt_disabled, kpreempt_enable, ncpu } from './cpu.js';
 import { error_record, failures_error, IpiAssertionError, IpiCpuDeadError, IpiError, IpiRemoteError, KASSERT, typeError } from './errors.js';
-import { fail_collect, fail_kind, fail_note, set_add, set_empty, set_members, set_take } from './failure.js';
+import { cpu_dead_error, fail_collect, fail_kind, fail_note, set_add, set_empty, set_members, set_take } from './failure.js';
 import { cpu_ring, cpu_ring_counted, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted, timeout_check, W_IPI_UNREGISTER, W_IPI_WAIT, W_IPI_WAIT_ASYNC, type wait_chan } from './intr.js';
 import { kcpuset_isset, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {

@@ -3,7 +3,8 @@
  * does is machine-independent; how CPUs are stopped, terminated and kept
  * alive is the runtime's (the machine_ops it is built with).
  */
-import { cpu_death_record, cpu_self, type cpu_death } from './cpu.js';
+import { cpu_self } from './cpu.js';
+import { cpu_death_record, type cpu_death } from './failure.js';
 import { error_revive, IpiCpuDeadError, IpiError } from './errors.js';
 import { evcnt_read, type cpu_evcnt } from './evcnt.js';
 import { shared } from './shared.js';

@@ -3,6 +3,7 @@
  * same memory on every CPU under the same name.  Each is numbered in name
  * order, so a view of one can be passed to another CPU by reference.
  */
+import { cpu_self } from './cpu.js';
 import { IpiError, typeError } from './errors.js';
 
 let names: string[] = [];
@@ -29,6 +30,7 @@ export function shared_detach(): void {
 export function shared(name: string): SharedArrayBuffer {
   const b = byName.get(name);
   if (b !== undefined) return b;
+  cpu_self('shared');
   if (typeof name !== 'string') throw typeError('shared', 'name', 'a string', name);
   throw new IpiError(
     `shared: no shared buffer named ${JSON.stringify(name)}` +

@@ -47,10 +47,8 @@
  * cookie's own generation, which a new handler in the slot does not match.
  */
 import { arg_check, arg_decode_gen, arg_encode } from './arg.js';
-import {
-  ci_check, cpu_dead_error, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK,
-  IPL_SOFTNET, IPL_SOFTSERIAL, kpreempt_disabled,
-} from './cpu.js';
+import { ci_check, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kpreempt_disabled } from './cpu.js';
+import { cpu_dead_error } from './failure.js';
 import { IpiError, KASSERT, rangeError, typeError } from './errors.js';
 import { cpu_ring, W_SOFTINT_DISESTABLISH } from './intr.js';
 import { handler_run, ipi_register, ipi_slot_release, ipi_trigger, ipi_unregister, slot_claimed } from './ipi.js';

@@ -48,12 +48,9 @@
  * own CPU holds.
  */
 import { arg_check, arg_decode, arg_encode } from './arg.js';
-import {
-  act_enter, act_leave, ci_check, cpu_dead_error, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE,
-  IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kcpuset_running, ncpu,
-} from './cpu.js';
+import { act_enter, act_leave, ci_check, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kcpuset_running, ncpu } from './cpu.js';
 import { failures_error, IpiCpuDeadError, KASSERT, rangeError, typeError } from './errors.js';
-import { fail_collect, fail_kind, fail_note, set_add } from './failure.js';
+import { cpu_dead_error, fail_collect, fail_kind, fail_note, set_add } from './failure.js';
 import {
   cpu_ring, intr_send_vector, intr_wait, intr_wait_async, thread_defer, thread_work_hold, timeout_check, VEC_XCALL_HIGH, VEC_XCALL_LOW, W_XC_BARRIER,
   W_XC_BROADCAST, W_XC_UNICAST, W_XC_WAIT, W_XC_WAIT_ASYNC, type wait_chan,
