@@ -34,7 +34,7 @@ test('boot: CPU 0 is this thread, the others are running workers; shutdown leave
   assert.throws(() => curcpu(), /curcpu: the machine this thread was a CPU of has been shut down/);
   assert.throws(() => t.machine.counters(), /has been shut down/);
   assert.throws(() => kpreempt_disable(), IpiError);
-  assert.throws(() => shared('log'), /no shared buffer/);
+  assert.throws(() => shared('log'), /shared: the machine this thread was a CPU of has been shut down/);
   await t.machine.shutdown(); // idempotent
   await until('workers to be released', () => process.getActiveResourcesInfo().filter((r) => r !== 'Timeout').length <= before);
 });

@@ -34,13 +34,17 @@ export interface cpu_evcnt {
   readonly sleeps: number;
   /** Idle polls that caught an interrupt before sleeping. */
   readonly poll_hits: number;
-  /** Asynchronous handlers (IPI, soft interrupt, xcall) that threw. */
+  /** Asynchronous handlers (IPI, soft interrupt) that threw or whose promise rejected: delivered as 'error' events. */
   readonly handler_errors: number;
   readonly softint_scheduled: number;
   readonly softint_remote: number;
   readonly softint_run: number;
   readonly xcall_low: number;
   readonly xcall_high: number;
+  /** Waits of this CPU that passed their timeout. */
+  readonly timeouts: number;
+  /** Failures of this CPU whose details found all its IPI_ERR_RECORDS in use (reported without them). */
+  readonly errors_lost: number;
   /** Per IPI id with any activity. */
   readonly ipi: readonly ipi_evcnt[];
 }
@@ -70,6 +74,8 @@ export function evcnt_read(ncpu: number): cpu_evcnt[] {
       softint_run: ev(L.EV_SOFT_RUN),
       xcall_low: ev(L.EV_XC_LOW),
       xcall_high: ev(L.EV_XC_HIGH),
+      timeouts: ev(L.EV_TIMEOUT),
+      errors_lost: ev(L.EV_ERR_LOST),
       ipi,
     });
   }

@@ -158,6 +158,13 @@ export function set_empty(set: number): boolean {
   return true;
 }
 
+/** The number of members of the set at `set`. */
+export function set_count(set: number): number {
+  let n = 0;
+  for (let w = 0; w < NW; w++) for (let bits = Atomics.load(i32, set + w); bits !== 0; bits &= bits - 1) n++;
+  return n;
+}
+
 /** Append the members of the set at `set` to out. */
 export function set_members(set: number, out: number[]): void {
   for (let w = 0; w < NW; w++) {

@@ -326,28 +326,26 @@ export function act_text(c: number): string {
 }
 
 /**
- * What the CPUs a wait still waits for are doing, sampled each time the
- * wait wakes (made when it first sleeps, so the fast path never
- * allocates): for each, its activity and when it was first seen doing it,
- * so a report can say "for at least" that long.
+ * What the CPUs a wait still waits for are doing, sampled each time it
+ * wakes without being done (made then, so the fast path never allocates):
+ * for each, its activity and when it was first seen doing it, so that a
+ * report can say "for at least" that long.  It also makes the timeout
+ * error and the stall report.
  */
-class wait_snapshot {
-  /** When the wait began to sleep. */
-  readonly at: number;
+class wait_watch {
   readonly seen = new Map<number, { act: string; since: number }>();
   #last = -Infinity;
+  /** The stall report has been printed. */
+  stalled = false;
 
-  constructor(chan: wait_chan, x: number, now: number) {
-    this.at = now;
-    this.sample(chan, x, now);
-  }
+  constructor(readonly chan: wait_chan, readonly x: number, readonly start: number) {}
 
   /** Look at the CPUs still owed again (at most once a millisecond: a polling wait comes here often). */
-  sample(chan: wait_chan, x: number, now: number): void {
+  #sample(now: number): void {
     if (now - this.#last < 1) return;
     this.#last = now;
     const cpus: number[] = [];
-    chan.owing(x, cpus);
+    this.chan.owing(this.x, cpus);
     for (const c of cpus) {
       const act = act_read(c).join();
       if (this.seen.get(c)?.act !== act) this.seen.set(c, { act, since: now });
@@ -355,15 +353,29 @@ class wait_snapshot {
   }
 
   /** The CPUs still owed and what each is doing. */
-  report(chan: wait_chan, x: number, now: number): IpiCpuState[] {
+  #report(now: number): IpiCpuState[] {
     this.#last = -Infinity;
-    this.sample(chan, x, now);
+    this.#sample(now);
     const cpus: number[] = [];
-    chan.owing(x, cpus);
+    this.chan.owing(this.x, cpus);
     return cpus.map((cpu) => {
       const since = this.seen.get(cpu)!.since;
       return { cpu, doing: act_text(cpu), forMs: since < now ? Math.round(now - since) : undefined };
     });
+  }
+
+  /** Sample; throw the timeout error once past `timeout`; print the stall report once past stall_ms. */
+  check(ci: cpu_info, w: number, now: number, timeout: number): void {
+    this.#sample(now);
+    const waited = now - this.start;
+    if (waited >= timeout) {
+      f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
+      throw timeout_error(w, timeout, this.#report(now));
+    }
+    if (!this.stalled && diagnostic && timeout === Infinity && waited >= stall_ms) {
+      this.stalled = true;
+      stall_report(ci, w, this.#report(now), waited);
+    }
   }
 }
 
@@ -375,8 +387,8 @@ class wait_snapshot {
 const WAIT_SAMPLES = 8;
 
 /** How long a wait may sleep now (ms): to its next sample, deadline or stall report, at most SLEEP_MS. */
-function sleep_ms(timeout: number, waited: number, stalled: boolean): number {
-  const stall = stalled || !diagnostic ? Infinity : stall_ms;
+function sleep_ms(timeout: number, waited: number, watch: wait_watch | undefined): number {
+  const stall = watch?.stalled || !diagnostic ? Infinity : stall_ms;
   const horizon = Math.min(timeout, stall);
   return Math.max(0, Math.min(SLEEP_MS, horizon / WAIT_SAMPLES, timeout - waited, stall - waited));
 }
@@ -421,9 +433,8 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
   const act = act_enter(ci, ACT_WAIT, w);
   try {
     let spins = 0;
-    let pollEnd = 0;
-    let snap: wait_snapshot | undefined;
-    let stalled = false;
+    let start = 0;
+    let watch: wait_watch | undefined;
     for (;;) {
       const seen = Atomics.load(i32, bell);
       if (chan.done(x)) return;
@@ -432,26 +443,21 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
       /* Poll done(x) itself, not only the doorbell: the ring comes after the change, a little later. */
       if (poll_ms > 0 && (++spins & POLL_CLOCK_SPINS) !== 0) continue;
       const now = md.now();
-      if (pollEnd === 0) pollEnd = now + poll_ms;
-      if (now < pollEnd && timeout === Infinity) continue;
-      if (snap === undefined) snap = new wait_snapshot(chan, x, now);
-      else snap.sample(chan, x, now);
-      const waited = now - snap.at;
-      if (waited >= timeout) {
-        f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
-        throw timeout_error(w, timeout, snap.report(chan, x, now));
+      if (start === 0) start = now;
+      const waited = now - start;
+      if (watch !== undefined || waited >= timeout) {
+        watch ??= new wait_watch(chan, x, start);
+        watch.check(ci, w, now, timeout);
       }
-      if (!stalled && diagnostic && timeout === Infinity && waited >= stall_ms) {
-        stalled = true;
-        stall_report(ci, w, snap.report(chan, x, now), waited);
-      }
-      if (now < pollEnd) continue;
+      if (waited < poll_ms) continue;
       if (!md.can_block) {
         throw new IpiError(`${wait_name(w)}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); ` +
           `use ${WAIT_ALT[w]}`);
       }
       f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
-      md.sleep(bell, seen, sleep_ms(timeout, waited, stalled));
+      md.sleep(bell, seen, sleep_ms(timeout, waited, watch));
+      /* Woken and not done: from now on, watch who owes it (the fast path never gets here). */
+      watch ??= new wait_watch(chan, x, start);
     }
   } finally {
     act_leave(ci, act);
@@ -470,8 +476,8 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
   const onAbort = (): void => cpu_ring(ci.ci_index);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    let snap: wait_snapshot | undefined;
-    let stalled = false;
+    let start = 0;
+    let watch: wait_watch | undefined;
     for (;;) {
       if (machine_halted()) throw halted_error(w);
       const seen = Atomics.load(i32, bell);
@@ -481,20 +487,16 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
       signal?.throwIfAborted();
       if (intr_wait_service(ci)) continue;
       const now = md.now();
-      if (snap === undefined) snap = new wait_snapshot(chan, x, now);
-      else snap.sample(chan, x, now);
-      const waited = now - snap.at;
-      if (waited >= timeout) {
-        f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
-        throw timeout_error(w, timeout, snap.report(chan, x, now));
-      }
-      if (!stalled && diagnostic && timeout === Infinity && waited >= stall_ms) {
-        stalled = true;
-        stall_report(ci, w, snap.report(chan, x, now), waited);
+      if (start === 0) start = now;
+      const waited = now - start;
+      if (watch !== undefined || waited >= timeout) {
+        watch ??= new wait_watch(chan, x, start);
+        watch.check(ci, w, now, timeout);
       }
       f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
-      const p = md.sleep_async(bell, seen, sleep_ms(timeout, waited, stalled));
+      const p = md.sleep_async(bell, seen, sleep_ms(timeout, waited, watch));
       if (p !== undefined) await p;
+      watch ??= new wait_watch(chan, x, start);
     }
   } finally {
     signal?.removeEventListener('abort', onAbort);

@@ -62,7 +62,7 @@
 import { arg_check, arg_decode, arg_decode_gen, arg_encode } from './arg.js';
 import { act_enter, act_leave, ci_check, cpu_dead_p, cpu_info, cpu_self, diagnostic, kcpuset_attached, kcpuset_running, kpreempt_disable, kpreempt_disabled, kpreempt_enable, ncpu } from './cpu.js';
 import { error_record, failures_error, IpiAssertionError, IpiCpuDeadError, IpiError, IpiRemoteError, KASSERT, typeError } from './errors.js';
-import { cpu_dead_error, fail_collect, fail_kind, fail_note, set_add, set_empty, set_members, set_take } from './failure.js';
+import { cpu_dead_error, fail_collect, fail_kind, fail_note, set_add, set_count, set_empty, set_members, set_take } from './failure.js';
 import { cpu_ring, cpu_ring_counted, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted, timeout_check, W_IPI_UNREGISTER, W_IPI_WAIT, W_IPI_WAIT_ASYNC, type wait_chan } from './intr.js';
 import { kcpuset_isset, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {
@@ -696,9 +696,9 @@ function wait_lookup(fn: string, msg: unknown): number {
   msg_check(fn, msg);
   const d = msg_desc(msg);
   if (d >= 0 && diagnostic) {
-    const owed: number[] = [];
-    set_members(msg_word(d, M_TARGETS), owed);
-    KASSERT(owed.length < ncpu && !owed.includes(desc_owner(d)), fn, 'msg->_pending < ncpu', 'the pending set is corrupt', owed.length);
+    const me = desc_owner(d);
+    const mine = Atomics.load(i32, msg_word(d, M_TARGETS) + (me >> 5)) & (1 << (me & 31));
+    KASSERT(mine === 0 && set_count(msg_word(d, M_TARGETS)) < ncpu, fn, 'msg->_pending < ncpu', 'the pending set is corrupt');
   }
   return d;
 }
