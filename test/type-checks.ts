@@ -3,8 +3,8 @@
  * Each @ts-expect-error line must fail to type-check, or the build fails.
  */
 import {
-  cpu_lookup, ipi_register, ipi_unicast, ipi_wait, kcpuset_create, softint_schedule, xc_broadcast, type ipi_msg_t,
-  type softint_cookie_t,
+  cpu_lookup, ipi_register, ipi_unicast, ipi_wait, ipi_wait_async, IpiTimeoutError, kcpuset_create, softint_schedule, xc_broadcast, xc_wait,
+  type ipi_msg_t, type Machine, type softint_cookie_t,
 } from 'ipi';
 import { count, echo, plain_store } from './fixtures/image.js';
 
@@ -29,4 +29,22 @@ export function typeChecks(): void {
   // @ts-expect-error: xcall arguments are typed by the function
   xc_broadcast(0, (a: number) => void a, 'x', undefined);
   void kcpuset_create(true);
+}
+
+/** Wait options and the machine's events. */
+export function failureTypeChecks(machine: Machine, msg: ipi_msg_t<number>): void {
+  ipi_wait(msg, { timeout: 100 });
+  void ipi_wait_async(msg, { timeout: 100, signal: AbortSignal.timeout(5) });
+  // @ts-expect-error: a blocking wait takes no signal (it could never see it fire)
+  ipi_wait(msg, { signal: AbortSignal.timeout(5) });
+  xc_wait(4, { timeout: 1 });
+  machine.addEventListener('error', (e) => void [e.cpu, e.error]);
+  machine.addEventListener('dead', (e) => void [e.cpu satisfies number, e.reason satisfies string, e.exitCode satisfies number | undefined]);
+  // @ts-expect-error: an 'error' event has no reason
+  machine.addEventListener('error', (e) => void e.reason);
+  try {
+    ipi_wait(msg, { timeout: 1 });
+  } catch (e) {
+    if (e instanceof IpiTimeoutError) void (e.cpus satisfies readonly number[]);
+  }
 }
