@@ -19,6 +19,7 @@
  * after the atomic load that found it.  Those atomics order the plain
  * accesses here.
  */
+import type { cpu_info } from './cpu.js';
 import { IpiError, rangeError, typeError } from './errors.js';
 import { kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import { CELL_A, CELL_B, CELL_BYTES_OFF, CELL_C, CELL_NUM, CELL_TAG, cell_offset, f64, i32, i64, u8 } from './layout.js';
@@ -221,53 +222,50 @@ export function arg_encode(fn: string, what: string, cell: number, v: unknown): 
   }
 }
 
-/* The receiving side's per-cell cache of views it made, and their keys. */
-let cache: (ArrayBufferView | kcpuset_t | undefined)[] = [];
-let cacheKey = new Float64Array(0);
-
-/* Values decoded from cells whose contents change only with a generation (registered handlers). */
-let genValue: unknown[] = [];
-let genOf = new Float64Array(0);
-
-export function arg_init(ncells: number): void {
-  cache = new Array(ncells).fill(undefined);
-  cacheKey = new Float64Array(ncells * 4);
-  genValue = new Array(ncells).fill(undefined);
-  genOf = new Float64Array(ncells).fill(NaN);
+/*
+ * The receiving CPU's caches (in its cpu_info): the views it made per
+ * cell, and their keys; the values of cells whose contents change only
+ * with a generation (registered handlers).
+ */
+export function arg_init(ci: cpu_info, ncells: number): void {
+  ci.ci_argview = new Array<unknown>(ncells).fill(undefined);
+  ci.ci_argviewkey = new Float64Array(ncells * 4);
+  ci.ci_argvalue = new Array<unknown>(ncells).fill(undefined);
+  ci.ci_arggen = new Float64Array(ncells).fill(NaN);
 }
 
-/** arg_decode, decoding again only when `gen` differs from the last call's for this cell. */
-export function arg_decode_gen(cell: number, gen: number): unknown {
-  if (genOf[cell] !== gen) {
-    genValue[cell] = arg_decode(cell);
-    genOf[cell] = gen;
+/** arg_decode on CPU ci, decoding again only when `gen` differs from the last call's for this cell. */
+export function arg_decode_gen(ci: cpu_info, cell: number, gen: number): unknown {
+  if (ci.ci_arggen[cell] !== gen) {
+    ci.ci_argvalue[cell] = arg_decode(ci, cell);
+    ci.ci_arggen[cell] = gen;
   }
-  return genValue[cell];
+  return ci.ci_argvalue[cell];
 }
 
-function get_shared_ref(cell: number, off: number, tag: number): ArrayBufferView | kcpuset_t {
+function get_shared_ref(ci: cpu_info, cell: number, off: number, tag: number): unknown {
   const kind = i32[(off + CELL_A) >> 2]!, id = i32[(off + CELL_B) >> 2]!, length = i32[(off + CELL_C) >> 2]!;
   const byteOffset = f64[(off + CELL_NUM) >> 3]!;
   const k = cell * 4;
-  const hit = cache[cell];
-  if (hit !== undefined && cacheKey[k] === tag * 64 + kind && cacheKey[k + 1] === id &&
-      cacheKey[k + 2] === length && cacheKey[k + 3] === byteOffset) {
+  const key = ci.ci_argviewkey;
+  const hit = ci.ci_argview[cell];
+  if (hit !== undefined && key[k] === tag * 64 + kind && key[k + 1] === id && key[k + 2] === length && key[k + 3] === byteOffset) {
     return hit;
   }
   const buf = shared_buf(id);
   const made = tag === T_KCPUSET
     ? kcpuset_shared(new Int32Array(buf, byteOffset, length))
     : new VIEW_KINDS[kind]!(buf, byteOffset, length);
-  cache[cell] = made;
-  cacheKey[k] = tag * 64 + kind;
-  cacheKey[k + 1] = id;
-  cacheKey[k + 2] = length;
-  cacheKey[k + 3] = byteOffset;
+  ci.ci_argview[cell] = made;
+  key[k] = tag * 64 + kind;
+  key[k + 1] = id;
+  key[k + 2] = length;
+  key[k + 3] = byteOffset;
   return made;
 }
 
-/** Read the value in cell `cell`. */
-export function arg_decode(cell: number): unknown {
+/** Read the value in cell `cell`, on CPU ci (its caches). */
+export function arg_decode(ci: cpu_info, cell: number): unknown {
   const off = cell_offset(cell);
   const tag = i32[(off + CELL_TAG) >> 2]!;
   switch (tag) {
@@ -280,9 +278,17 @@ export function arg_decode(cell: number): unknown {
     case T_BIGSTR: return BigInt(get_text(off));
     case T_STRING: return get_text(off);
     case T_JSON: return JSON.parse(get_text(off), json_reviver);
-    case T_VIEW: case T_KCPUSET: return get_shared_ref(cell, off, tag);
+    case T_VIEW: case T_KCPUSET: return get_shared_ref(ci, cell, off, tag);
     default: throw new IpiError(`arg_decode: corrupt argument cell ${cell} (tag ${tag})`);
   }
+}
+
+/** Read a cell that holds plain data with no view in it (a record): no CPU's caches are involved. */
+export function arg_decode_record(cell: number): unknown {
+  const off = cell_offset(cell);
+  const tag = i32[(off + CELL_TAG) >> 2]!;
+  if (tag !== T_JSON) throw new IpiError(`arg_decode_record: cell ${cell} holds no record (tag ${tag})`);
+  return JSON.parse(get_text(off));
 }
 
 /** Write JSON text (which must fit: callers shorten it) into a cell, as plain data. */

@@ -9,6 +9,10 @@
  * seq); the waiter finds them there and frees the record.  Records whose
  * call has moved on (stale, per kind) are reclaimed when a CPU runs out.
  *
+ * A function may fail by throwing or by returning a promise that rejects
+ * (thenable_p, rejected_failure); an asynchronous handler has no waiter, so
+ * its failure is counted and reported (handler_run).
+ *
  * Why a CPU died is kept in its death cell, written before it is marked
  * dead (init_main.ts's cpu_die), for every error and report that names it.
  *
@@ -17,11 +21,13 @@
  * acknowledges the call; the waiter reads the set after it has seen the
  * acknowledgement, so the record is visible to it.
  */
-import { arg_decode, arg_encode, arg_encode_text } from './arg.js';
-import { cpu_dead_p } from './cpu.js';
+import { arg_decode_record, arg_encode, arg_encode_text } from './arg.js';
+import { act_enter, act_leave, cpu_dead_p, type cpu_info } from './cpu.js';
 import { error_record, IpiCpuDeadError, IpiRemoteError, type IpiCpuFailure } from './errors.js';
-import { cell_death, cell_err, E_ID, E_KIND, E_SEQ, E_STATE, err_word, EV_ERR_LOST, evcnt_index, f64, i32, NW } from './layout.js';
+import { cell_death, cell_err, E_ID, E_KIND, E_SEQ, E_STATE, err_word, EV_ERR_LOST, EV_INTR_ERROR, evcnt_index, f64, i32, NW } from './layout.js';
+import { md } from './md.js';
 import { IPI_ERR_RECORDS } from './param.js';
+import { sym_func } from './symbol.js';
 
 /** Why a CPU died, as kept in its death cell. */
 export interface cpu_death {
@@ -41,7 +47,7 @@ export function cpu_death_write(c: number, death: cpu_death): void {
 
 /** Why dead CPU c died. */
 export function cpu_death_record(c: number): cpu_death {
-  return arg_decode(cell_death(c)) as cpu_death;
+  return arg_decode_record(cell_death(c)) as cpu_death;
 }
 
 /**
@@ -54,6 +60,56 @@ export function cpu_dead_error(fn: string, c: number, sending: boolean): IpiCpuD
     : `${fn}: cpu${c} died (${d.reason}) before it answered`;
   return new IpiCpuDeadError(msg, c, d.reason, d.exitCode ?? undefined);
 }
+
+/* ------------------------------------------------ functions that fail */
+
+/** True if v is a thenable (a function that returns one did not finish its work synchronously). */
+export function thenable_p(v: unknown): v is PromiseLike<unknown> {
+  if (v === undefined || v === null || (typeof v !== 'object' && typeof v !== 'function')) return false;
+  try {
+    return typeof (v as { then?: unknown }).then === 'function';
+  } catch {
+    return false;
+  }
+}
+
+/** The failure of a function that returned a promise which rejected with `reason`. */
+export function rejected_failure(reason: unknown, context: string): error_record {
+  const r = error_record(reason);
+  return {
+    name: r.name,
+    message: `${r.message} (the function returned a promise, which rejected: ${context} functions run in interrupt context ` +
+      'and must be synchronous; use the Promise API for async functions)',
+    stack: r.stack,
+  };
+}
+
+/** An asynchronous handler failed (threw, or its promise rejected): count it and report it. */
+function handler_failed(me: number, e: unknown): void {
+  f64[evcnt_index(me, EV_INTR_ERROR)]!++;
+  md.report(e);
+}
+
+/**
+ * Run an asynchronous handler (IPI or soft interrupt) with no waiter: a
+ * throw, or a rejection of a promise it returns, is counted and reported;
+ * the CPU goes on.
+ */
+export function handler_run(ci: cpu_info, kind: number, sym: number, arg: unknown): void {
+  const act = act_enter(ci, kind, sym);
+  try {
+    const r = (sym_func(ci, sym) as (arg: unknown) => unknown)(arg);
+    if (thenable_p(r)) {
+      const me = ci.ci_index;
+      Promise.resolve(r).then(undefined, (e: unknown) => handler_failed(me, rejected_failure(e, 'interrupt handler')));
+    }
+  } catch (e) {
+    handler_failed(ci.ci_index, e);
+  } finally {
+    act_leave(ci, act);
+  }
+}
+
 
 /* ------------------------------------------------------ calls */
 
@@ -111,7 +167,7 @@ function fail_take(cpu: number, kind: number, id: number, seq: number): error_re
         Atomics.load(i32, err_word(cpu, r, E_ID)) !== id || Atomics.load(i32, err_word(cpu, r, E_SEQ)) !== seq) {
       continue;
     }
-    const rec = arg_decode(cell_err(cpu, r)) as error_record;
+    const rec = arg_decode_record(cell_err(cpu, r)) as error_record;
     Atomics.store(i32, err_word(cpu, r, E_STATE), 0);
     return rec;
   }

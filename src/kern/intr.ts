@@ -27,18 +27,15 @@
  * at once: no wake-up is lost.  All of these are sequentially consistent
  * Atomics, which is what orders them.
  */
-import { act_enter, act_leave, act_read, cpu_info, cpu_self, diagnostic, ipl_check, IPL_HIGH, IPL_NONE } from './cpu.js';
+import { act_enter, act_leave, act_read, cpu_info, cpu_self, diagnostic, ipl_check, IPL_HIGH, IPL_NONE, thread_context_p } from './cpu.js';
 import { cpu_death_record } from './failure.js';
-import { IpiError, IpiTimeoutError, type IpiCpuState } from './errors.js';
-import { ipi_cpu_handler } from './ipi.js';
+import { IpiError, IpiTimeoutError, typeError, type IpiCpuState } from './errors.js';
 import {
   ACT_IDLE, ACT_IPI, ACT_MSG, ACT_SOFT, ACT_THREAD, ACT_WAIT, ACT_XCALL, C_DOORBELL, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, CPUST_HALTED,
-  EV_DOORBELL, EV_POLL_HIT, EV_SLEEP, EV_TIMEOUT, evcnt_index, f64, H_HALT, i32, XC_CLASS_HIGH, XC_CLASS_LOW,
+  EV_DOORBELL, EV_POLL_HIT, EV_SLEEP, EV_TIMEOUT, evcnt_index, f64, H_HALT, i32,
 } from './layout.js';
 import { md } from './md.js';
-import { softint_dispatch } from './softint.js';
 import { sym_name } from './symbol.js';
-import { xc_vector } from './xcall.js';
 
 /** Longest single sleep of a wait; waits re-check the machine's state after it. */
 const SLEEP_MS = 1000;
@@ -76,6 +73,48 @@ export function machine_halted(): boolean {
   return i32.length === 0 || Atomics.load(i32, H_HALT) !== 0;
 }
 
+/*
+ * The vector table, as NetBSD/x86's ipifunc[]: what the service pass
+ * calls.  Each facility fills its entries when it attaches (init_main.ts),
+ * so this module imports none of them and the dependencies form a tree.
+ *   - ipi: the registered IPIs, ipi_cpu_handler;
+ *   - soft: the soft interrupts, softint_dispatch;
+ *   - md[bit]: machine-dependent vectors, interrupts of the library's own
+ *     beside the registered IPIs (NetBSD's x86 has its own IPI for xcalls
+ *     the same way, so they take no id from ipi_register()): one bit of a
+ *     CPU's C_MDIPI word each.
+ */
+type vector = (ci: cpu_info) => void;
+const no_vector: vector = () => {};
+let vec_ipi: vector = no_vector;
+let vec_soft: (ci: cpu_info) => boolean = () => false;
+let vec_soft_pending: (ci: cpu_info) => boolean = () => false;
+const vec_md: vector[] = [];
+
+/** The machine-dependent vector bits. */
+export const VEC_XCALL_LOW = 1 << 0;
+export const VEC_XCALL_HIGH = 1 << 1;
+
+/** Fill the vector table's entry for the registered IPIs. */
+export function intr_establish_ipi(fn: vector): void {
+  vec_ipi = fn;
+}
+
+/**
+ * Fill the vector table's entry for the soft interrupts: `dispatch` runs
+ * those above the CPU's IPL (true if it ran any); `pending` says whether
+ * there are any.
+ */
+export function intr_establish_soft(dispatch: (ci: cpu_info) => boolean, pending: (ci: cpu_info) => boolean): void {
+  vec_soft = dispatch;
+  vec_soft_pending = pending;
+}
+
+/** Fill the vector table's entry for machine-dependent vector `vec` (one VEC_* bit). */
+export function intr_establish_md(vec: number, fn: vector): void {
+  vec_md[31 - Math.clz32(vec)] = fn;
+}
+
 /**
  * The service pass: hard handlers at IPL_HIGH, then soft interrupts above
  * the interrupted level.  `hardAnyIpl` lets a wait take hard interrupts even
@@ -83,17 +122,9 @@ export function machine_halted(): boolean {
  */
 export function intr_service(ci: cpu_info, hardAnyIpl: boolean): boolean {
   let ran = (hardAnyIpl || ci.ci_ilevel < IPL_HIGH) && intr_hard(ci);
-  if (ci.ci_softpending !== 0 && softint_dispatch(ci)) ran = true;
+  if (ci.ci_softpending !== 0 && vec_soft(ci)) ran = true;
   return ran;
 }
-
-/*
- * Machine-dependent vectors: interrupts of the library's own, beside the
- * registered IPIs (NetBSD's x86 has its own IPI for xcalls the same way), so
- * they take no id from ipi_register().
- */
-export const VEC_XCALL_LOW = 1 << XC_CLASS_LOW;
-export const VEC_XCALL_HIGH = 1 << XC_CLASS_HIGH;
 
 /** Raise the vectors `vec` on CPU `target`; ring it unless they were all pending already. */
 export function intr_send_vector(self: cpu_info, target: number, vec: number): void {
@@ -111,10 +142,8 @@ export function intr_hard(ci: cpu_info): boolean {
   ci.ci_ilevel = IPL_HIGH;
   ci.ci_idepth++;
   try {
-    const vec = Atomics.exchange(i32, ci.ci_mdipi, 0);
-    if (vec & VEC_XCALL_LOW) xc_vector(XC_CLASS_LOW);
-    if (vec & VEC_XCALL_HIGH) xc_vector(XC_CLASS_HIGH);
-    ipi_cpu_handler(ci);
+    for (let vec = Atomics.exchange(i32, ci.ci_mdipi, 0); vec !== 0; vec &= vec - 1) vec_md[31 - Math.clz32(vec & -vec)]!(ci);
+    vec_ipi(ci);
   } finally {
     ci.ci_idepth--;
     ci.ci_ilevel = s;
@@ -152,7 +181,10 @@ export function splx(s: number): void {
   ipl_check('splx', s);
   const old = ci.ci_ilevel;
   ci.ci_ilevel = s;
-  if (s < old) intr_service(ci, false);
+  if (s < old) {
+    md.preempt?.();
+    intr_service(ci, false);
+  }
 }
 
 /** spl0: lower the IPL to IPL_NONE, taking pending interrupts. */
@@ -168,53 +200,44 @@ export function spl0(): void {
  */
 export function preempt_point(): void {
   const ci = cpu_self('preempt_point');
-  intr_service(ci, false);
-  if (thread_context_p(ci)) thread_run();
+  md.preempt?.();
+  intr_point_service(ci, false);
 }
 
 /* ---------------------------------------------------------- thread work */
 
 /*
- * Work that must run in thread context on this CPU (xcall(9) at low
- * priority): a task of the event loop, or earlier, inside a wait or
- * preempt_point() that this CPU reaches in thread context.
+ * Work that must run in thread context on a CPU (xcall(9) at low
+ * priority), queued in its cpu_info: a task of its event loop, or earlier,
+ * inside a wait or preempt_point() that the CPU reaches in thread context.
  *
- * Not inside a wait while this CPU holds the high-priority xcall lock
- * (thread_work_hold): that wait needs only soft interrupts to end, and the
+ * Not inside a wait while the CPU holds the high-priority xcall lock
+ * (ci_thread_held): that wait needs only soft interrupts to end, and the
  * work may be an xcall function that issues a high-priority xcall itself,
  * which would wait for the lock its own CPU holds.
  */
-const threadq: (() => void)[] = [];
-let threadq_scheduled = false;
-let thread_held = 0;
 
-function thread_context_p(ci: cpu_info): boolean {
-  return ci.ci_idepth === 0 && ci.ci_softdepth === 0 && ci.ci_ilevel === IPL_NONE;
+/** Keep (+1) or let again (-1) waits on ci run thread work. */
+export function thread_work_hold(ci: cpu_info, delta: 1 | -1): void {
+  ci.ci_thread_held += delta;
 }
 
-/** Keep (+1) or let again (-1) waits on this CPU run thread work. */
-export function thread_work_hold(delta: 1 | -1): void {
-  thread_held += delta;
-}
-
-/** Queue fn to run in thread context on this CPU. */
-export function thread_defer(fn: () => void): void {
-  threadq.push(fn);
-  if (!threadq_scheduled) {
-    threadq_scheduled = true;
-    md.defer(thread_task);
+/** Queue fn to run in thread context on ci (the current CPU). */
+export function thread_defer(ci: cpu_info, fn: () => void): void {
+  ci.ci_threadq.push(fn);
+  if (!ci.ci_threadq_scheduled) {
+    ci.ci_threadq_scheduled = true;
+    md.defer(() => {
+      ci.ci_threadq_scheduled = false;
+      thread_run(ci);
+    });
   }
 }
 
-function thread_task(): void {
-  threadq_scheduled = false;
-  thread_run();
-}
-
-/** Run the queued thread work; returns true if there was any. */
-function thread_run(): boolean {
-  if (threadq.length === 0) return false;
-  for (const fn of threadq.splice(0)) {
+/** Run ci's queued thread work; returns true if there was any. */
+function thread_run(ci: cpu_info): boolean {
+  if (ci.ci_threadq.length === 0) return false;
+  for (const fn of ci.ci_threadq.splice(0)) {
     try {
       fn();
     } catch (e) {
@@ -224,10 +247,9 @@ function thread_run(): boolean {
   return true;
 }
 
-export function thread_reset(): void {
-  threadq.length = 0;
-  threadq_scheduled = false;
-  thread_held = 0;
+/** True if ci has thread work it may run now. @internal */
+export function thread_work_p(ci: cpu_info): boolean {
+  return ci.ci_threadq.length !== 0 && ci.ci_thread_held === 0 && thread_context_p(ci);
 }
 
 /* ---------------------------------------------------------------- waits */
@@ -296,19 +318,34 @@ function poll_deadline(deadline: number): number {
   return now < deadline ? deadline : 0;
 }
 
-/** Take everything a waiting CPU must take; true if anything ran. */
-function intr_wait_service(ci: cpu_info): boolean {
-  let ran = intr_service(ci, true);
-  if (threadq.length !== 0 && thread_held === 0 && thread_context_p(ci)) ran = thread_run() || ran;
+/** Take everything a waiting or idle CPU must take; true if anything ran. */
+export function intr_wait_service(ci: cpu_info): boolean {
+  return intr_point_service(ci, true);
+}
+
+/**
+ * The service of an interrupt point: hard interrupts (at any IPL if
+ * `hardAnyIpl`, as in a wait or idle; below IPL_HIGH otherwise), soft ones
+ * above the IPL, thread work in thread context.  True if anything ran.
+ */
+export function intr_point_service(ci: cpu_info, hardAnyIpl: boolean): boolean {
+  let ran = intr_service(ci, hardAnyIpl);
+  if (thread_work_p(ci)) ran = thread_run(ci) || ran;
   return ran;
+}
+
+/** True if intr_point_service(ci, hardAnyIpl) would run something now. */
+export function intr_pending(ci: cpu_info, hardAnyIpl: boolean): boolean {
+  if ((hardAnyIpl || ci.ci_ilevel < IPL_HIGH) && (Atomics.load(i32, ci.ci_ipipend) | Atomics.load(i32, ci.ci_mdipi)) !== 0) return true;
+  return (ci.ci_softpending !== 0 && vec_soft_pending(ci)) || thread_work_p(ci);
 }
 
 function halted_error(w: number): IpiError {
   return new IpiError(`${wait_name(w)}: the machine was shut down while waiting`);
 }
 
-/** What CPU c is doing, in words. */
-export function act_text(c: number): string {
+/** What CPU c is doing, in words (symbols named as CPU self numbers them: alike on every CPU). */
+export function act_text(self: cpu_info, c: number): string {
   const st = Atomics.load(i32, cpu_word(c, C_STATE));
   if (st === CPUST_DEAD) return `dead (${cpu_death_record(c).reason})`;
   if (st === CPUST_HALTED) return 'halted';
@@ -317,10 +354,10 @@ export function act_text(c: number): string {
     case ACT_THREAD: return 'running thread code that reaches no interrupt point';
     case ACT_IDLE: return 'in its event loop (asleep, or running tasks that reach no interrupt point)';
     case ACT_WAIT: return `waiting in ${wait_name(arg)}`;
-    case ACT_IPI: return `in IPI handler ${sym_name(arg)}`;
-    case ACT_MSG: return `in cross-call function ${sym_name(arg)}`;
-    case ACT_SOFT: return `in soft interrupt handler ${sym_name(arg)}`;
-    case ACT_XCALL: return `in xcall function ${sym_name(arg)}`;
+    case ACT_IPI: return `in IPI handler ${sym_name(self, arg)}`;
+    case ACT_MSG: return `in cross-call function ${sym_name(self, arg)}`;
+    case ACT_SOFT: return `in soft interrupt handler ${sym_name(self, arg)}`;
+    case ACT_XCALL: return `in xcall function ${sym_name(self, arg)}`;
     default: return 'in an unknown state';
   }
 }
@@ -338,7 +375,7 @@ class wait_watch {
   /** The stall report has been printed. */
   stalled = false;
 
-  constructor(readonly chan: wait_chan, readonly x: number, readonly start: number) {}
+  constructor(readonly ci: cpu_info, readonly chan: wait_chan, readonly x: number, readonly start: number) {}
 
   /** Look at the CPUs still owed again (at most once a millisecond: a polling wait comes here often). */
   #sample(now: number): void {
@@ -360,12 +397,13 @@ class wait_watch {
     this.chan.owing(this.x, cpus);
     return cpus.map((cpu) => {
       const since = this.seen.get(cpu)!.since;
-      return { cpu, doing: act_text(cpu), forMs: since < now ? Math.round(now - since) : undefined };
+      return { cpu, doing: act_text(this.ci, cpu), forMs: since < now ? Math.round(now - since) : undefined };
     });
   }
 
   /** Sample; throw the timeout error once past `timeout`; print the stall report once past stall_ms. */
-  check(ci: cpu_info, w: number, now: number, timeout: number): void {
+  check(w: number, now: number, timeout: number): void {
+    const ci = this.ci;
     this.#sample(now);
     const waited = now - this.start;
     if (waited >= timeout) {
@@ -413,6 +451,23 @@ function stall_report(ci: cpu_info, w: number, states: IpiCpuState[], waited: nu
     `${states_text(states)}; still waiting (boot option stallReport)`);
 }
 
+/** Validate a wait's options: undefined, or an object with only the keys allowed. */
+export function wait_options(fn: string, options: unknown, allowed: readonly string[]): { timeout?: unknown; signal?: unknown } {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null) throw typeError(fn, 'options', 'an object', options);
+  for (const k of Object.keys(options)) {
+    if (!allowed.includes(k)) throw new TypeError(`${fn}: unknown option ${JSON.stringify(k)} (options are ${allowed.join(', ')})`);
+  }
+  return options as { timeout?: unknown; signal?: unknown };
+}
+
+/** Validate options.signal. */
+export function signal_check(fn: string, signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  if (!(signal instanceof AbortSignal)) throw typeError(fn, 'options.signal', 'an AbortSignal', signal);
+  return signal;
+}
+
 /** Validate a wait's timeout (milliseconds; undefined for none). */
 export function timeout_check(fn: string, timeout: unknown): number {
   if (timeout === undefined) return Infinity;
@@ -446,8 +501,8 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
       if (start === 0) start = now;
       const waited = now - start;
       if (watch !== undefined || waited >= timeout) {
-        watch ??= new wait_watch(chan, x, start);
-        watch.check(ci, w, now, timeout);
+        watch ??= new wait_watch(ci, chan, x, start);
+        watch.check(w, now, timeout);
       }
       if (waited < poll_ms) continue;
       if (!md.can_block) {
@@ -457,7 +512,7 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
       f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
       md.sleep(bell, seen, sleep_ms(timeout, waited, watch));
       /* Woken and not done: from now on, watch who owes it (the fast path never gets here). */
-      watch ??= new wait_watch(chan, x, start);
+      watch ??= new wait_watch(ci, chan, x, start);
     }
   } finally {
     act_leave(ci, act);
@@ -490,13 +545,13 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
       if (start === 0) start = now;
       const waited = now - start;
       if (watch !== undefined || waited >= timeout) {
-        watch ??= new wait_watch(chan, x, start);
-        watch.check(ci, w, now, timeout);
+        watch ??= new wait_watch(ci, chan, x, start);
+        watch.check(w, now, timeout);
       }
       f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
       const p = md.sleep_async(bell, seen, sleep_ms(timeout, waited, watch));
       if (p !== undefined) await p;
-      watch ??= new wait_watch(chan, x, start);
+      watch ??= new wait_watch(ci, chan, x, start);
     }
   } finally {
     signal?.removeEventListener('abort', onAbort);

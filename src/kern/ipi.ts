@@ -60,13 +60,22 @@
  * cross-call each other never deadlock.
  */
 import { arg_check, arg_decode, arg_decode_gen, arg_encode } from './arg.js';
-import { act_enter, act_leave, ci_check, cpu_dead_p, cpu_info, cpu_self, diagnostic, kcpuset_attached, kcpuset_running, kpreempt_disable, kpreempt_disabled, kpreempt_enable, ncpu } from './cpu.js';
+import {
+  act_enter, act_leave, ci_check, cpu_dead_p, cpu_info, cpu_self, diagnostic, kcpuset_attached, kcpuset_running, kpreempt_disable,
+  kpreempt_disabled, kpreempt_enable, ncpu,
+} from './cpu.js';
 import { error_record, failures_error, IpiAssertionError, IpiCpuDeadError, IpiError, IpiRemoteError, KASSERT, typeError } from './errors.js';
-import { cpu_dead_error, fail_collect, fail_kind, fail_note, set_add, set_count, set_empty, set_members, set_take } from './failure.js';
-import { cpu_ring, cpu_ring_counted, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted, timeout_check, W_IPI_UNREGISTER, W_IPI_WAIT, W_IPI_WAIT_ASYNC, type wait_chan } from './intr.js';
+import {
+  cpu_dead_error, fail_collect, fail_kind, fail_note, handler_run, rejected_failure, set_add, set_count, set_empty, set_members, set_take,
+  thenable_p,
+} from './failure.js';
+import {
+  cpu_ring, cpu_ring_counted, intr_establish_ipi, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted, signal_check,
+  timeout_check, W_IPI_UNREGISTER, W_IPI_WAIT, W_IPI_WAIT_ASYNC, wait_options, type wait_chan,
+} from './intr.js';
 import { kcpuset_isset, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {
-  ACT_IPI, ACT_MSG, C_IPIPEND, C_MBOX, cell_ipireg, cell_msg, cpu_word, ERR_MSG, EV_INTR, EV_INTR_ERROR, EV_MBOX_FULL, EV_MSG_HANDLED,
+  ACT_IPI, ACT_MSG, C_IPIPEND, C_MBOX, cell_ipireg, cell_msg, cpu_word, ERR_MSG, EV_INTR, EV_MBOX_FULL, EV_MSG_HANDLED,
   EV_MSG_SENT, evcnt_id_index, evcnt_index, EVI_COALESCED, EVI_RUN, EVI_SENT, f64, H_DEADGEN, i32, ipireg_word, M_FUNC, M_SEQ,
   M_TARGETS, msg_failed, msg_word, NW, R_FUNC, R_GEN,
 } from './layout.js';
@@ -104,27 +113,6 @@ type call1 = (arg: unknown) => unknown;
 /** How long a sender blocked on a full mailbox naps between polls (ms); its own interrupts end the nap. */
 const MBOX_FULL_NAP_MS = 0.05;
 
-/** True if v is a thenable (a function that returns one did not finish its work synchronously). */
-export function thenable_p(v: unknown): v is PromiseLike<unknown> {
-  if (v === undefined || v === null || (typeof v !== 'object' && typeof v !== 'function')) return false;
-  try {
-    return typeof (v as { then?: unknown }).then === 'function';
-  } catch {
-    return false;
-  }
-}
-
-/** The failure of a function that returned a promise which rejected with `reason`. */
-export function rejected_failure(reason: unknown, context: string): error_record {
-  const r = error_record(reason);
-  return {
-    name: r.name,
-    message: `${r.message} (the function returned a promise, which rejected: ${context} functions run in interrupt context ` +
-      'and must be synchronous; use the Promise API for async functions)',
-    stack: r.stack,
-  };
-}
-
 /* ------------------------------------------------------- asynchronous */
 
 function id_check(fn: string, id: unknown): number {
@@ -147,7 +135,7 @@ export const slot_claimed = (cpu: number): number => -(cpu + 1);
 export function ipi_register<A>(func: ipi_func_t<A>, arg: A): number {
   const fn = 'ipi_register';
   const self = cpu_self(fn);
-  const sym = sym_id(fn, 'func', func);
+  const sym = sym_id(self, fn, 'func', func);
   arg_check(fn, 'arg', arg);
   for (let id = 1; id < IPI_MAXREG; id++) {
     /* Claim a free slot; handlers skip it until published. */
@@ -197,7 +185,7 @@ export function ipi_unregister(ipi_id: number): void {
   } finally {
     kpreempt_enable();
   }
-  msg_wait_live(W_IPI_UNREGISTER, barrier);
+  msg_wait_live(self, W_IPI_UNREGISTER, barrier);
   ipi_slot_free(ipi_id);
 }
 
@@ -318,36 +306,6 @@ export function ipi_trigger_broadcast(ipi_id: number, skip_self: boolean): void 
   ipi_trigger_multi_internal('ipi_trigger_broadcast', ipi_id, kcpuset_running, skip_self);
 }
 
-/* Per-CPU: the generations seen when a pending word was taken, one array per nesting depth. */
-const genSnap: Int32Array[] = [];
-let handlerDepth = 0;
-
-/** An asynchronous handler failed (threw, or its promise rejected): count it and report it. */
-function handler_failed(me: number, e: unknown): void {
-  f64[evcnt_index(me, EV_INTR_ERROR)]!++;
-  md.report(e);
-}
-
-/**
- * Run an asynchronous handler (IPI or soft interrupt) with no waiter: a
- * throw, or a rejection of a promise it returns, is counted and reported;
- * the CPU goes on.
- */
-export function handler_run(ci: cpu_info, kind: number, sym: number, arg: unknown): void {
-  const act = act_enter(ci, kind, sym);
-  try {
-    const r = (sym_func(sym) as call1)(arg);
-    if (thenable_p(r)) {
-      const me = ci.ci_index;
-      Promise.resolve(r).then(undefined, (e: unknown) => handler_failed(me, rejected_failure(e, 'interrupt handler')));
-    }
-  } catch (e) {
-    handler_failed(ci.ci_index, e);
-  } finally {
-    act_leave(ci, act);
-  }
-}
-
 /**
  * ipi_cpu_handler: the hard interrupt handler of the current CPU: take the
  * pending bitmap and run each pending id's handler, lowest id first.  An
@@ -360,12 +318,13 @@ export function ipi_cpu_handler(ci: cpu_info): void {
   if (pending === 0) return;
   f64[evcnt_index(me, EV_INTR)]!++;
   /* Acquire: the swap above makes the triggering CPUs' earlier writes visible. */
-  const snap = genSnap[handlerDepth] ?? (genSnap[handlerDepth] = new Int32Array(IPI_MAXREG));
+  const depth = ci.ci_ipidepth;
+  const snap = ci.ci_ipigen[depth] ?? (ci.ci_ipigen[depth] = new Int32Array(IPI_MAXREG));
   for (let p = pending; p !== 0; p &= p - 1) {
     const id = 31 - Math.clz32(p & -p);
     snap[id] = Atomics.load(i32, ipireg_word(id, R_GEN));
   }
-  handlerDepth++;
+  ci.ci_ipidepth++;
   try {
     for (let p = pending; p !== 0; p &= p - 1) {
       const id = 31 - Math.clz32(p & -p);
@@ -378,54 +337,44 @@ export function ipi_cpu_handler(ci: cpu_info): void {
       /* Unregistered, re-registered or being registered since the bit was taken: stale. */
       if (f <= 0 || Atomics.load(i32, ipireg_word(id, R_GEN)) !== gen) continue;
       f64[evcnt_id_index(me, id, EVI_RUN)]!++;
-      handler_run(ci, ACT_IPI, f - 1, arg_decode_gen(cell_ipireg(id), gen));
+      handler_run(ci, ACT_IPI, f - 1, arg_decode_gen(ci, cell_ipireg(id), gen));
     }
   } finally {
-    handlerDepth--;
+    ci.ci_ipidepth--;
   }
 }
 
 /* -------------------------------------------------------- synchronous */
 
 /*
- * The sending CPU's descriptors: a stack of free ones, and for each one in
- * flight the message it carries (a strong reference until ipi_wait) and the
- * error of a local run.  A WeakMap finds a message's descriptor; the entry
- * is valid only while descMsg agrees, so a reused message updates it in
- * place and sending allocates nothing.
+ * The sending CPU's descriptors live in its cpu_info (ci_msg*): a stack of
+ * free ones, and for each one in flight the message it carries (a strong
+ * reference until ipi_wait) and the error of a local run.  A WeakMap finds
+ * a message's descriptor; the entry is valid only while ci_msgobj agrees,
+ * so a reused message updates it in place and sending allocates nothing.
  */
-let descBase = 0;
-const descFree = new Int32Array(IPI_MSG_MAXINFLIGHT);
-let descTop = 0;
-const descMsg: (object | undefined)[] = new Array(IPI_MSG_MAXINFLIGHT).fill(undefined);
+
 /** The error of the local run of a multicast or broadcast; NO_ERROR if none (undefined can be thrown). */
 const NO_ERROR = Symbol('no error');
-const descLocalError: unknown[] = new Array(IPI_MSG_MAXINFLIGHT).fill(NO_ERROR);
-let msgDesc = new WeakMap<object, number>();
 
-/** Reset this CPU's descriptor pool. @internal */
-export function ipi_msg_init(cpu: number): void {
-  descBase = cpu * IPI_MSG_MAXINFLIGHT;
-  descTop = 0;
-  for (let i = IPI_MSG_MAXINFLIGHT - 1; i >= 0; i--) descFree[descTop++] = descBase + i;
-  descMsg.fill(undefined);
-  descLocalError.fill(NO_ERROR);
-  msgDesc = new WeakMap();
+/** Fill in the vector table (each thread, once its machine is attached). @internal */
+export function ipi_attach(): void {
+  intr_establish_ipi(ipi_cpu_handler);
 }
 
 /** Has descriptor d been sent again since its failure records were written with `seq`? */
 fail_kind(ERR_MSG, (d, seq) => Atomics.load(i32, msg_word(d, M_SEQ)) !== seq);
 
-/** The in-flight descriptor of msg on this CPU, or -1. */
-function msg_desc(msg: object): number {
-  const d = msgDesc.get(msg);
-  return d !== undefined && descMsg[d - descBase] === msg ? d : -1;
+/** The in-flight descriptor of msg on CPU ci, or -1. */
+function msg_desc(ci: cpu_info, msg: object): number {
+  const d = ci.ci_msgof.get(msg);
+  return d !== undefined && ci.ci_msgobj[d - ci.ci_msgbase] === msg ? d : -1;
 }
 
-function desc_release(d: number): void {
-  descMsg[d - descBase] = undefined;
-  descLocalError[d - descBase] = NO_ERROR;
-  descFree[descTop++] = d;
+function desc_release(ci: cpu_info, d: number): void {
+  ci.ci_msgobj[d - ci.ci_msgbase] = undefined;
+  ci.ci_msglocal[d - ci.ci_msgbase] = NO_ERROR;
+  ci.ci_msgfree[ci.ci_msgtop++] = d;
 }
 
 /** Validate a message: an object with a function `func`. */
@@ -442,35 +391,36 @@ function msg_check(fn: string, msg: unknown): asserts msg is ipi_msg_t<unknown> 
  * Validate msg, take a descriptor and fill it in.  The caller adds the
  * targets, which publishes it.
  */
-function msg_prepare(fn: string, msg: ipi_msg_t<unknown>): number {
+function msg_prepare(ci: cpu_info, fn: string, msg: ipi_msg_t<unknown>): number {
   msg_check(fn, msg);
-  const sym = sym_id(fn, 'msg.func', msg.func);
-  const old = msg_desc(msg);
+  const sym = sym_id(ci, fn, 'msg.func', msg.func);
+  const old = msg_desc(ci, msg);
   if (old >= 0) {
     KASSERT(set_empty(msg_word(old, M_TARGETS)), fn, 'msg->_pending == 0',
       'the message is still pending: ipi_wait() for it before sending it again');
     /* Completed but never waited for: collect it so that nothing is lost. */
     try {
-      msg_finish(fn, old);
+      msg_finish(ci, fn, old);
     } catch (e) {
       md.report(e);
     }
   }
-  if (descTop === 0) {
-    throw new IpiError(`${fn}: cpu${descBase / IPI_MSG_MAXINFLIGHT} has IPI_MSG_MAXINFLIGHT (${IPI_MSG_MAXINFLIGHT}) messages ` +
+  if (ci.ci_msgtop === 0) {
+    throw new IpiError(`${fn}: ${ci} has IPI_MSG_MAXINFLIGHT (${IPI_MSG_MAXINFLIGHT}) messages ` +
       'in flight: ipi_wait() for a message before sending more');
   }
-  const d = descFree[--descTop]!;
+  const d = ci.ci_msgfree[--ci.ci_msgtop]!;
   try {
     arg_encode(fn, 'msg.arg', cell_msg(d), msg.arg);
   } catch (e) {
-    descFree[descTop++] = d;
+    ci.ci_msgfree[ci.ci_msgtop++] = d;
     throw e;
   }
   i32[msg_word(d, M_FUNC)] = sym;
   i32[msg_word(d, M_SEQ)]!++;
-  descMsg[d - descBase] = msg;
-  msgDesc.set(msg, d);
+  ci.ci_msgobj[d - ci.ci_msgbase] = msg;
+  ci.ci_msglocal[d - ci.ci_msgbase] = NO_ERROR;
+  ci.ci_msgof.set(msg, d);
   return d;
 }
 
@@ -527,6 +477,7 @@ function put_msg(self: cpu_info, target: number, d: number): boolean {
 }
 
 function mbox_full_wait(self: cpu_info, target: number, spins: number): void {
+  md.preempt?.();
   intr_hard(self);
   if (machine_halted()) throw new IpiError(`ipi: the machine was shut down while cpu${target}'s mailbox was full`);
   /* Every so often, make sure the target looks at its mailbox and give it the core for a moment. */
@@ -571,7 +522,7 @@ function ipi_msg_cpu_handler(ci: cpu_info): void {
     const act = act_enter(ci, ACT_MSG, sym);
     let failure: unknown = NO_ERROR;
     try {
-      const r = (sym_func(sym) as call1)(arg_decode(cell_msg(d)));
+      const r = (sym_func(ci, sym) as call1)(arg_decode(ci, cell_msg(d)));
       if (thenable_p(r)) {
         /* Not synchronous: acknowledge once it settles, so a rejection reaches the waiter. */
         Promise.resolve(r).then(() => msg_ack(d, me, NO_ERROR), (e: unknown) => msg_ack(d, me, rejected_failure(e, 'cross-call')));
@@ -586,15 +537,15 @@ function ipi_msg_cpu_handler(ci: cpu_info): void {
   }
 }
 
-/** Run a message's function on this CPU, in the caller's context; an error is kept for ipi_wait. */
-function msg_run_local(d: number, msg: ipi_msg_t<unknown>): void {
+/** Run a message's function on CPU ci, in the caller's context; an error is kept for ipi_wait. */
+function msg_run_local(ci: cpu_info, d: number, msg: ipi_msg_t<unknown>): void {
   try {
     const r = (msg.func as call1)(msg.arg);
     if (thenable_p(r)) {
       Promise.resolve(r).then(undefined, (e: unknown) => md.report(rejected_failure(e, 'cross-call')));
     }
   } catch (e) {
-    descLocalError[d - descBase] = e;
+    ci.ci_msglocal[d - ci.ci_msgbase] = e;
   }
 }
 
@@ -616,7 +567,7 @@ export function ipi_unicast<A>(msg: ipi_msg_t<A>, ci: cpu_info): void {
   if (diagnostic) KASSERT(target !== self.ci_index, fn, 'curcpu() != ci', 'the target must be a remote CPU', ci);
   const gen = Atomics.load(i32, H_DEADGEN);
   if (cpu_dead_p(target)) throw cpu_dead_error(fn, target, true);
-  const d = msg_prepare(fn, msg as ipi_msg_t<unknown>);
+  const d = msg_prepare(self, fn, msg as ipi_msg_t<unknown>);
   Atomics.store(i32, msg_word(d, M_TARGETS) + (target >> 5), 1 << (target & 31));
   msg_send(self, target, d);
   msg_sent(d, gen);
@@ -639,7 +590,7 @@ export function ipi_multicast<A>(msg: ipi_msg_t<A>, target: kcpuset_t): void {
 /** Send msg to the members of set other than this CPU, then run it here if `local`. */
 function ipi_send_set(fn: string, self: cpu_info, msg: ipi_msg_t<unknown>, set: kcpuset_t, gen: number, local: boolean): void {
   const me = self.ci_index;
-  const d = msg_prepare(fn, msg);
+  const d = msg_prepare(self, fn, msg);
   const targets = msg_word(d, M_TARGETS);
   for (let w = 0; w < NW; w++) {
     /* One read of each word (kcpuset_running changes when a CPU dies): its members are the targets, stored before any is sent to. */
@@ -648,7 +599,7 @@ function ipi_send_set(fn: string, self: cpu_info, msg: ipi_msg_t<unknown>, set: 
     for (; bits !== 0; bits &= bits - 1) msg_send(self, w * 32 + 31 - Math.clz32(bits & -bits), d);
   }
   msg_sent(d, gen);
-  if (local) msg_run_local(d, msg);
+  if (local) msg_run_local(self, d, msg);
 }
 
 /**
@@ -674,11 +625,11 @@ const msg_chan: wait_chan = {
   owing: (d, out) => set_members(msg_word(d, M_TARGETS), out),
 };
 
-/** Give d back to the pool; throw its failures, if any. */
-function msg_finish(fn: string, d: number): void {
-  const local = descLocalError[d - descBase];
+/** Give d back to CPU ci's pool; throw its failures, if any. */
+function msg_finish(ci: cpu_info, fn: string, d: number): void {
+  const local = ci.ci_msglocal[d - ci.ci_msgbase];
   const failures = fail_collect(fn, ERR_MSG, d, i32[msg_word(d, M_SEQ)]!, msg_failed(d));
-  desc_release(d);
+  desc_release(ci, d);
   if (failures.length === 0) {
     if (local !== NO_ERROR) throw local;
     return;
@@ -691,10 +642,9 @@ function msg_finish(fn: string, d: number): void {
   throw failures_error(fn, failures);
 }
 
-function wait_lookup(fn: string, msg: unknown): number {
-  cpu_self(fn);
+function wait_lookup(ci: cpu_info, fn: string, msg: unknown): number {
   msg_check(fn, msg);
-  const d = msg_desc(msg);
+  const d = msg_desc(ci, msg);
   if (d >= 0 && diagnostic) {
     const me = desc_owner(d);
     const mine = Atomics.load(i32, msg_word(d, M_TARGETS) + (me >> 5)) & (1 << (me & 31));
@@ -703,30 +653,13 @@ function wait_lookup(fn: string, msg: unknown): number {
   return d;
 }
 
-/** Validate a wait's options: undefined, or an object with only the keys allowed. */
-export function wait_options(fn: string, options: unknown, allowed: readonly string[]): { timeout?: unknown; signal?: unknown } {
-  if (options === undefined) return {};
-  if (typeof options !== 'object' || options === null) throw typeError(fn, 'options', 'an object', options);
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw new TypeError(`${fn}: unknown option ${JSON.stringify(k)} (options are ${allowed.join(', ')})`);
-  }
-  return options as { timeout?: unknown; signal?: unknown };
-}
-
-/** Validate options.signal. */
-export function signal_check(fn: string, signal: unknown): AbortSignal | undefined {
-  if (signal === undefined) return undefined;
-  if (!(signal instanceof AbortSignal)) throw typeError(fn, 'options.signal', 'an AbortSignal', signal);
-  return signal;
-}
-
 /** Wait for a barrier's message; a CPU that died meanwhile runs nothing any more, so it counts as done. */
-function msg_wait_live<A>(w: number, msg: ipi_msg_t<A>): void {
-  const d = msg_desc(msg);
+function msg_wait_live<A>(ci: cpu_info, w: number, msg: ipi_msg_t<A>): void {
+  const d = msg_desc(ci, msg);
   if (d < 0) return;
   intr_wait(w, msg_chan, d, Infinity);
   try {
-    msg_finish('ipi_unregister', d);
+    msg_finish(ci, 'ipi_unregister', d);
   } catch (e) {
     if (!(e instanceof IpiCpuDeadError)) throw e;
   }
@@ -746,11 +679,12 @@ function msg_wait_live<A>(w: number, msg: ipi_msg_t<A>): void {
  */
 export function ipi_wait<A>(msg: ipi_msg_t<A>, options?: ipi_wait_options): void {
   const fn = 'ipi_wait';
-  const d = wait_lookup(fn, msg);
+  const self = cpu_self(fn);
+  const d = wait_lookup(self, fn, msg);
   const timeout = options === undefined ? Infinity : timeout_check(fn, wait_options(fn, options, ['timeout']).timeout);
   if (d < 0) return;
   if (!msg_done(d)) intr_wait(W_IPI_WAIT, msg_chan, d, timeout);
-  msg_finish(fn, d);
+  msg_finish(self, fn, d);
 }
 
 /**
@@ -762,13 +696,14 @@ export function ipi_wait<A>(msg: ipi_msg_t<A>, options?: ipi_wait_options): void
  */
 export async function ipi_wait_async<A>(msg: ipi_msg_t<A>, options?: ipi_wait_async_options): Promise<void> {
   const fn = 'ipi_wait_async';
-  const d = wait_lookup(fn, msg);
+  const self = cpu_self(fn);
+  const d = wait_lookup(self, fn, msg);
   const o = wait_options(fn, options, ['timeout', 'signal']);
   const timeout = timeout_check(fn, o.timeout);
   const signal = signal_check(fn, o.signal);
   if (d < 0) return;
   if (!msg_done(d)) await intr_wait_async(W_IPI_WAIT_ASYNC, msg_chan, d, timeout, signal);
-  msg_finish(fn, d);
+  msg_finish(self, fn, d);
 }
 
 /* -------------------------------------------------------------- death */

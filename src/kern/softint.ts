@@ -47,22 +47,26 @@
  * cookie's own generation, which a new handler in the slot does not match.
  */
 import { arg_check, arg_decode_gen, arg_encode } from './arg.js';
-import { ci_check, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kpreempt_disabled } from './cpu.js';
-import { cpu_dead_error } from './failure.js';
+import {
+  ci_check, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
+  IPL_SOFTSERIAL, kpreempt_disabled, SOFTINT_COUNT,
+} from './cpu.js';
+import { cpu_dead_error, handler_run } from './failure.js';
 import { IpiError, KASSERT, rangeError, typeError } from './errors.js';
-import { cpu_ring, W_SOFTINT_DISESTABLISH } from './intr.js';
-import { handler_run, ipi_register, ipi_slot_release, ipi_trigger, ipi_unregister, slot_claimed } from './ipi.js';
-import { ACT_SOFT, cell_softint, EV_SOFT_REMOTE, EV_SOFT_RUN, EV_SOFT_SCHED, evcnt_index, f64, i32, S_FLAGS, S_FUNC, S_GEN, S_IPIID, softreg_word } from './layout.js';
+import { cpu_ring, intr_establish_soft } from './intr.js';
+import { ipi_register, ipi_slot_release, ipi_trigger, ipi_unregister, slot_claimed } from './ipi.js';
+import {
+  ACT_SOFT, cell_softint, EV_SOFT_REMOTE, EV_SOFT_RUN, EV_SOFT_SCHED, evcnt_index, f64, i32, S_FLAGS, S_FUNC, S_GEN, S_IPIID, softreg_word,
+} from './layout.js';
 import { SOFTINT_MAXHANDLERS } from './param.js';
 import { sym_id } from './symbol.js';
-import { xc_broadcast, XC_HIGHPRI_IPL, xc_wait_live } from './xcall.js';
 
 /* Levels, lowest priority first (NetBSD's order), and flags. */
 export const SOFTINT_CLOCK = 0;
 export const SOFTINT_BIO = 1;
 export const SOFTINT_NET = 2;
 export const SOFTINT_SERIAL = 3;
-export const SOFTINT_COUNT = 4;
+export { SOFTINT_COUNT };
 export const SOFTINT_LVLMASK = 0x00ff;
 /** The handler needs no big lock (all handlers here are MP-safe; accepted for compatibility). */
 export const SOFTINT_MPSAFE = 0x0100;
@@ -73,6 +77,9 @@ const SOFTINT_DYING = 0x10000;
 
 /** The IPL each level runs at. */
 const SOFTINT_IPL = [IPL_SOFTCLOCK, IPL_SOFTBIO, IPL_SOFTNET, IPL_SOFTSERIAL] as const;
+
+/** The IPL soft interrupt level `level` runs at. */
+export const softint_ipl = (level: number): number => SOFTINT_IPL[level]!;
 
 /** Slots the library reserves for itself: one per level, for xcall(9) at high priority. */
 export const SOFTINT_RESERVED = SOFTINT_COUNT;
@@ -107,54 +114,41 @@ function stale(fn: string, cookie: number): IpiError {
 /* ------------------------------------------------------ per-CPU queues */
 
 /*
- * A ring per level of (handler, generation) entries.  An entry is live
- * while queuedGen[h] equals its generation; others are dead and skipped.
- * Live entries are at most one per handler, so a full ring holds dead ones
- * and softint_compact() makes room.
+ * Each CPU's queues, in its cpu_info: a ring per level of (handler,
+ * generation) entries (ci_softq, ci_softqgen, ci_softqhead, ci_softqlen).
+ * An entry is live while ci_softqueued[h] equals its generation; others
+ * are dead and skipped.  Live entries are at most one per handler, so a
+ * full ring holds dead ones and softint_compact() makes room.
  */
-const queue = Array.from({ length: SOFTINT_COUNT }, () => new Int32Array(SOFTINT_MAXHANDLERS));
-const queueGen = Array.from({ length: SOFTINT_COUNT }, () => new Int32Array(SOFTINT_MAXHANDLERS));
-const qhead = new Int32Array(SOFTINT_COUNT);
-const qlen = new Int32Array(SOFTINT_COUNT);
-/** Per handler: the generation it is queued for on this CPU, or -1 when not queued. */
-const queuedGen = new Int32Array(SOFTINT_MAXHANDLERS).fill(-1);
 
-export function softint_cpu_init(): void {
-  qhead.fill(0);
-  qlen.fill(0);
-  queuedGen.fill(-1);
-}
-
-/* Scratch for softint_compact(): the ring wraps, so live entries are gathered here first. */
-const tmpH = new Int32Array(SOFTINT_MAXHANDLERS);
-const tmpG = new Int32Array(SOFTINT_MAXHANDLERS);
-
-/** Remove the dead entries of a level's ring, keeping the order of the live ones. */
-function softint_compact(level: number): void {
-  const q = queue[level]!, g = queueGen[level]!;
-  let n = 0;
-  for (let i = 0, at = qhead[level]!; i < qlen[level]!; i++, at = (at + 1) % SOFTINT_MAXHANDLERS) {
-    if (queuedGen[q[at]!] !== g[at]) continue;
-    tmpH[n] = q[at]!;
-    tmpG[n++] = g[at]!;
+/** Remove the dead entries of ci's ring at `level`, keeping the order of the live ones. */
+function softint_compact(ci: cpu_info, level: number): void {
+  const q = ci.ci_softq[level]!, g = ci.ci_softqgen[level]!;
+  const head = ci.ci_softqhead[level]!, len = ci.ci_softqlen[level]!;
+  /* The ring wraps: gather the live entries first. */
+  const live: number[] = [];
+  for (let i = 0, at = head; i < len; i++, at = (at + 1) % SOFTINT_MAXHANDLERS) {
+    if (ci.ci_softqueued[q[at]!] === g[at]) live.push(q[at]!, g[at]!);
   }
-  q.set(tmpH.subarray(0, n));
-  g.set(tmpG.subarray(0, n));
-  qhead[level] = 0;
-  qlen[level] = n;
+  for (let i = 0; i < live.length; i += 2) {
+    q[i >> 1] = live[i]!;
+    g[i >> 1] = live[i + 1]!;
+  }
+  ci.ci_softqhead[level] = 0;
+  ci.ci_softqlen[level] = live.length >> 1;
 }
 
-/** Queue handler h, generation gen, at `level` on this CPU unless it is queued already. */
+/** Queue handler h, generation gen, at `level` on CPU ci unless it is queued already. */
 function softint_mark(ci: cpu_info, h: number, gen: number, level: number): void {
-  if (queuedGen[h] === gen) return; // pending already: coalesce
+  if (ci.ci_softqueued[h] === gen) return; // pending already: coalesce
   /* Not queued, or queued for an older generation (now dead): queue it afresh. */
-  queuedGen[h] = gen;
-  if (qlen[level] === SOFTINT_MAXHANDLERS) softint_compact(level);
-  KASSERT(qlen[level]! < SOFTINT_MAXHANDLERS, 'softint_schedule', 'queue not full', 'internal error: soft interrupt queue overflow');
-  const at = (qhead[level]! + qlen[level]!) % SOFTINT_MAXHANDLERS;
-  queue[level]![at] = h;
-  queueGen[level]![at] = gen;
-  qlen[level]!++;
+  ci.ci_softqueued[h] = gen;
+  if (ci.ci_softqlen[level] === SOFTINT_MAXHANDLERS) softint_compact(ci, level);
+  KASSERT(ci.ci_softqlen[level]! < SOFTINT_MAXHANDLERS, 'softint_schedule', 'queue not full', 'internal error: soft interrupt queue overflow');
+  const at = (ci.ci_softqhead[level]! + ci.ci_softqlen[level]!) % SOFTINT_MAXHANDLERS;
+  ci.ci_softq[level]![at] = h;
+  ci.ci_softqgen[level]![at] = gen;
+  ci.ci_softqlen[level]!++;
   ci.ci_softpending |= 1 << level;
   f64[evcnt_index(ci.ci_index, EV_SOFT_SCHED)]!++;
   /*
@@ -167,8 +161,8 @@ function softint_mark(ci: cpu_info, h: number, gen: number, level: number): void
 }
 
 /** Queue reserved handler `level` (xcall) on this CPU. @internal */
-export function softint_schedule_reserved(level: number): void {
-  softint_mark(curcpu(), level, Atomics.load(i32, softreg_word(level, S_GEN)), level);
+export function softint_schedule_reserved(ci: cpu_info, level: number): void {
+  softint_mark(ci, level, Atomics.load(i32, softreg_word(level, S_GEN)), level);
 }
 
 /** Levels whose IPL is above `ipl`, as a mask of bits 1 << level. */
@@ -191,14 +185,14 @@ export function softint_dispatch(ci: cpu_info): boolean {
     const bit = 1 << level;
     if ((ci.ci_softpending & allowed & bit) === 0) continue;
     const ipl = SOFTINT_IPL[level]!;
-    const q = queue[level]!, g = queueGen[level]!;
+    const q = ci.ci_softq[level]!, g = ci.ci_softqgen[level]!, head = ci.ci_softqhead, len = ci.ci_softqlen;
     /* Ring state is re-read every time: a handler may queue, or softint_drop() compact, meanwhile. */
-    while (qlen[level]! > 0) {
-      const h = q[qhead[level]!]!, gen = g[qhead[level]!]!;
-      qhead[level] = (qhead[level]! + 1) % SOFTINT_MAXHANDLERS;
-      qlen[level]!--;
-      if (queuedGen[h] !== gen) continue; // dead: dropped or superseded
-      queuedGen[h] = -1; // before running: a handler may schedule itself again
+    while (len[level]! > 0) {
+      const h = q[head[level]!]!, gen = g[head[level]!]!;
+      head[level] = (head[level]! + 1) % SOFTINT_MAXHANDLERS;
+      len[level]!--;
+      if (ci.ci_softqueued[h] !== gen) continue; // dead: dropped or superseded
+      ci.ci_softqueued[h] = -1; // before running: a handler may schedule itself again
       /* Acquire: the atomic loads make the establishing CPU's writes of the slot visible. */
       const f = Atomics.load(i32, softreg_word(h, S_FUNC));
       if (f <= 0 || Atomics.load(i32, softreg_word(h, S_GEN)) !== gen ||
@@ -210,7 +204,7 @@ export function softint_dispatch(ci: cpu_info): boolean {
       ci.ci_softdepth++;
       f64[evcnt_index(ci.ci_index, EV_SOFT_RUN)]!++;
       try {
-        handler_run(ci, ACT_SOFT, f - 1, arg_decode_gen(cell_softint(h), gen));
+        handler_run(ci, ACT_SOFT, f - 1, arg_decode_gen(ci, cell_softint(h), gen));
       } finally {
         ci.ci_softdepth--;
         ci.ci_ilevel = s;
@@ -268,7 +262,7 @@ export function softint_establish<A>(flags: number, func: (arg: A) => void, arg:
       (flags & SOFTINT_LVLMASK) >= SOFTINT_COUNT) {
     throw rangeError(fn, 'flags', 'a SOFTINT_* level, optionally | SOFTINT_MPSAFE | SOFTINT_RCPU', flags);
   }
-  const sym = sym_id(fn, 'func', func);
+  const sym = sym_id(self, fn, 'func', func);
   arg_check(fn, 'arg', arg);
   for (let h = SOFTINT_RESERVED; h < SOFTINT_MAXHANDLERS; h++) {
     if (Atomics.compareExchange(i32, softreg_word(h, S_FUNC), 0, slot_claimed(self.ci_index)) !== 0) continue;
@@ -278,10 +272,10 @@ export function softint_establish<A>(flags: number, func: (arg: A) => void, arg:
   return null;
 }
 
-/** Establish the library's reserved handler for `level` (boot, CPU 0). @internal */
-export function softint_establish_reserved(level: number, func: (arg: number) => void): void {
-  Atomics.store(i32, softreg_word(level, S_FUNC), slot_claimed(curcpu().ci_index));
-  softint_publish(level, level | SOFTINT_MPSAFE, sym_id('softint_establish', 'func', func), level, 'softint_establish');
+/** Establish the library's reserved handler for `level` (boot, the booting CPU ci). @internal */
+export function softint_establish_reserved(ci: cpu_info, level: number, func: (arg: number) => void): void {
+  Atomics.store(i32, softreg_word(level, S_FUNC), slot_claimed(ci.ci_index));
+  softint_publish(level, level | SOFTINT_MPSAFE, sym_id(ci, 'softint_establish', 'func', func), level, 'softint_establish');
 }
 
 /**
@@ -311,7 +305,7 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
    */
   KASSERT((flags & SOFTINT_DYING) === 0, fn, 'sh->sh_func != NULL', 'disestablished concurrently', cookie);
   /* 2. Every CPU forgets it, at a point where it runs no handler of its level. */
-  xc_wait_live(W_SOFTINT_DISESTABLISH, xc_broadcast(XC_HIGHPRI_IPL(SOFTINT_IPL[flags & SOFTINT_LVLMASK]!), softint_drop, h, undefined));
+  softint_barrier(flags & SOFTINT_LVLMASK, h);
   /* 3. No trigger for it is made any more (all schedules that saw it alive are done): release the id. */
   const id = Atomics.load(i32, softreg_word(h, S_IPIID));
   if (id !== 0) ipi_unregister(id);
@@ -325,9 +319,30 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
 
 /** xcall function of softint_disestablish: forget handler h on this CPU. @internal */
 export function softint_drop(h: number): void {
-  if (queuedGen[h] === -1) return;
-  queuedGen[h] = -1;
-  for (let level = 0; level < SOFTINT_COUNT; level++) if (qlen[level]! > 0) softint_compact(level);
+  const ci = cpu_self('softint_drop');
+  if (ci.ci_softqueued[h] === -1) return;
+  ci.ci_softqueued[h] = -1;
+  for (let level = 0; level < SOFTINT_COUNT; level++) if (ci.ci_softqlen[level]! > 0) softint_compact(ci, level);
+}
+
+/*
+ * Step 2 of softint_disestablish: run softint_drop(h) on every running CPU
+ * as a soft interrupt at `level` and wait for it, which xcall(9) does (a
+ * high-priority xcall).  xcall is built on softint, so it fills this entry
+ * when it attaches, rather than softint importing it.
+ */
+let softint_barrier: (level: number, h: number) => void = () => {
+  throw new IpiError('softint_disestablish: xcall(9) is not attached');
+};
+
+/** Fill in the barrier entry (xcall, when it attaches). @internal */
+export function softint_establish_barrier(fn: (level: number, h: number) => void): void {
+  softint_barrier = fn;
+}
+
+/** Fill in the vector table (each thread, once its machine is attached). @internal */
+export function softint_attach(): void {
+  intr_establish_soft(softint_dispatch, (ci) => (ci.ci_softpending & softint_levels_above(ci.ci_ilevel)) !== 0);
 }
 
 /**

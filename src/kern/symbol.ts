@@ -6,37 +6,22 @@
  * all CPUs share is the image: modules every CPU imports at boot, in the same
  * order.  Their exported functions, numbered in that order after the
  * library's own, form a symbol table that is the same on every CPU, and a
- * symbol number is what crosses between CPUs.  Each CPU publishes a digest
- * of the names it numbered, per module, and boot compares them, so two CPUs
- * can never disagree about what a number means.
+ * symbol number is what crosses between CPUs.  Each CPU has its own table
+ * of its own copies (each loads the image itself), kept in its cpu_info;
+ * each publishes a digest of the names it numbered, per module, and boot
+ * compares them, so two CPUs can never disagree about what a number means.
  */
+import type { cpu_info, kernel_func } from './cpu.js';
 import { IpiError, typeError } from './errors.js';
 import { C_DIGEST, cpu_word, i32 } from './layout.js';
 import { IMAGE_MAXMODULES } from './param.js';
 
-/** Any function (what a symbol names); callers cast it to the signature they call. */
-export type kernel_func = (...args: never[]) => unknown;
-
-let symtab: kernel_func[] = [];
-let symidx = new Map<kernel_func, number>();
-/** Symbols that are classes: numbered like the others (every CPU agrees), refused as handlers. */
-let classes = new Set<number>();
-let modules: string[] = [];
-let attached = false;
-
-/** Start a table with the library's own functions (the same list on every CPU). */
-export function sym_init(builtins: readonly kernel_func[]): void {
-  symtab = [...builtins];
-  symidx = new Map(builtins.map((f, i) => [f, i]));
-  classes = new Set();
-  modules = [];
-  attached = true;
-}
-
-/** Forget the table (shutdown). */
-export function sym_detach(): void {
-  sym_init([]);
-  attached = false;
+/** Start ci's table with the library's own functions (the same list on every CPU). */
+export function sym_init(ci: cpu_info, builtins: readonly kernel_func[]): void {
+  ci.ci_symtab = [...builtins];
+  ci.ci_symidx = new Map(builtins.map((f, i) => [f, i]));
+  ci.ci_symclass = new Set();
+  ci.ci_modules = [];
 }
 
 /** True if f is a class (its source starts with `class`): calling it without new throws. */
@@ -55,34 +40,37 @@ function fnv1a(h: number, s: string): number {
 }
 
 /**
- * Number the functions a module exports (a module namespace lists its
- * exports in a fixed order) and publish this CPU's digest of them.
+ * Number the functions a module exports on CPU ci (a module namespace lists
+ * its exports in a fixed order) and publish ci's digest of them.
  */
-export function sym_load_module(cpu: number, url: string, ns: Record<string, unknown>): void {
-  if (modules.length >= IMAGE_MAXMODULES) throw new RangeError(`boot: more than IMAGE_MAXMODULES (${IMAGE_MAXMODULES}) image modules`);
+export function sym_load_module(ci: cpu_info, url: string, ns: Record<string, unknown>): void {
+  if (ci.ci_modules.length >= IMAGE_MAXMODULES) throw new RangeError(`boot: more than IMAGE_MAXMODULES (${IMAGE_MAXMODULES}) image modules`);
   let h = 0x811c9dc5;
   for (const name of Object.keys(ns)) {
     const f = ns[name];
     if (typeof f !== 'function') continue;
     h = fnv1a(h, name);
-    if (symidx.has(f as kernel_func)) continue;
-    if (is_class(f as kernel_func)) classes.add(symtab.length);
-    symidx.set(f as kernel_func, symtab.length);
-    symtab.push(f as kernel_func);
+    if (ci.ci_symidx.has(f as kernel_func)) continue;
+    if (is_class(f as kernel_func)) ci.ci_symclass.add(ci.ci_symtab.length);
+    ci.ci_symidx.set(f as kernel_func, ci.ci_symtab.length);
+    ci.ci_symtab.push(f as kernel_func);
   }
-  modules.push(url);
-  i32[cpu_word(cpu, C_DIGEST) + modules.length] = h | 0;
-  Atomics.store(i32, cpu_word(cpu, C_DIGEST), modules.length);
+  ci.ci_modules.push(url);
+  const digest = cpu_word(ci.ci_index, C_DIGEST);
+  i32[digest + ci.ci_modules.length] = h | 0;
+  /* Publish: the digest word above is visible to whoever sees the new count. */
+  Atomics.store(i32, digest, ci.ci_modules.length);
 }
 
-/** Compare CPU `cpu`'s published digest with this CPU's; an error naming the first difference, or null. */
-export function sym_compare(self: number, cpu: number): string | null {
+/** Compare CPU `cpu`'s published digest with ci's; an error naming the first difference, or null. */
+export function sym_compare(ci: cpu_info, cpu: number): string | null {
+  const self = ci.ci_index;
   const mine = cpu_word(self, C_DIGEST), theirs = cpu_word(cpu, C_DIGEST);
   const n = Atomics.load(i32, mine), m = Atomics.load(i32, theirs);
   if (n !== m) return `cpu${cpu} loaded ${m} image modules, cpu${self} loaded ${n}`;
   for (let k = 1; k <= n; k++) {
     if (i32[mine + k] !== i32[theirs + k]) {
-      return `cpu${cpu} and cpu${self} export different functions from image module ${modules[k - 1]}: ` +
+      return `cpu${cpu} and cpu${self} export different functions from image module ${ci.ci_modules[k - 1]}: ` +
         'an image module must export the same functions on every CPU';
     }
   }
@@ -90,15 +78,14 @@ export function sym_compare(self: number, cpu: number): string | null {
 }
 
 /**
- * The symbol number of `f`, which must be a kernel symbol.  Bad input,
- * checked always: calling a function that is not in the image on another
- * CPU cannot work, and checking it even when the target is local keeps code
- * portable.
+ * The symbol number of `f` on CPU ci, which must be a kernel symbol.  Bad
+ * input, checked always: calling a function that is not in the image on
+ * another CPU cannot work, and checking it even when the target is local
+ * keeps code portable.
  */
-export function sym_id(fn: string, what: string, f: unknown): number {
-  const id = symidx.get(f as kernel_func);
-  if (id !== undefined && !classes.has(id)) return id;
-  if (!attached) throw new IpiError(`${fn}: this thread is not a CPU of a running machine (call boot() first)`);
+export function sym_id(ci: cpu_info, fn: string, what: string, f: unknown): number {
+  const id = ci.ci_symidx.get(f as kernel_func);
+  if (id !== undefined && !ci.ci_symclass.has(id)) return id;
   if (typeof f !== 'function') throw typeError(fn, what, 'a function exported by an image module', f);
   if (id !== undefined) {
     throw new TypeError(`${fn}: ${what} (class ${f.name || '(anonymous)'}) is a class, not a function: ` +
@@ -111,14 +98,13 @@ export function sym_id(fn: string, what: string, f: unknown): number {
   );
 }
 
-/** The function with symbol number id. */
-export function sym_func(id: number): kernel_func {
-  return symtab[id]!;
+/** CPU ci's function with symbol number id. */
+export function sym_func(ci: cpu_info, id: number): kernel_func {
+  return ci.ci_symtab[id]!;
 }
 
-/** The name of symbol id, for reports. */
-export function sym_name(id: number): string {
-  const f = symtab[id];
+/** The name of symbol id on CPU ci, for reports. */
+export function sym_name(ci: cpu_info, id: number): string {
+  const f = ci.ci_symtab[id];
   return f === undefined ? `#${id}` : f.name || `(anonymous #${id})`;
 }
-

@@ -48,14 +48,17 @@
  * own CPU holds.
  */
 import { arg_check, arg_decode, arg_encode } from './arg.js';
-import { act_enter, act_leave, ci_check, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, curcpu, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET, IPL_SOFTSERIAL, kcpuset_running, ncpu } from './cpu.js';
-import { failures_error, IpiCpuDeadError, KASSERT, rangeError, typeError } from './errors.js';
-import { cpu_dead_error, fail_collect, fail_kind, fail_note, set_add } from './failure.js';
 import {
-  cpu_ring, intr_send_vector, intr_wait, intr_wait_async, thread_defer, thread_work_hold, timeout_check, VEC_XCALL_HIGH, VEC_XCALL_LOW, W_XC_BARRIER,
-  W_XC_BROADCAST, W_XC_UNICAST, W_XC_WAIT, W_XC_WAIT_ASYNC, type wait_chan,
+  act_enter, act_leave, ci_check, cpu_dead_p, cpu_info, cpu_intr_p, cpu_self, cpu_softintr_p, diagnostic, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK,
+  IPL_SOFTNET, IPL_SOFTSERIAL, kcpuset_running, ncpu,
+} from './cpu.js';
+import { failures_error, IpiCpuDeadError, KASSERT, rangeError, typeError } from './errors.js';
+import { cpu_dead_error, fail_collect, fail_kind, fail_note, rejected_failure, set_add, thenable_p } from './failure.js';
+import {
+  cpu_ring, intr_establish_md, intr_send_vector, intr_wait, intr_wait_async, signal_check, thread_defer, thread_work_hold, timeout_check,
+  VEC_XCALL_HIGH, VEC_XCALL_LOW, W_SOFTINT_DISESTABLISH, W_XC_BARRIER, W_XC_BROADCAST, W_XC_UNICAST, W_XC_WAIT, W_XC_WAIT_ASYNC, wait_options,
+  type wait_chan,
 } from './intr.js';
-import { rejected_failure, signal_check, thenable_p, wait_options } from './ipi.js';
 import {
   ACT_XCALL, C_XCDONE, C_XCSEEN, cell_xcall, cpu_word, ERR_XCALL, EV_XC_HIGH, EV_XC_LOW, evcnt_index, f64, H_DEADGEN, i32, NW, X_CALLS, X_DONEP, X_FUNC,
   X_HEADP, X_LEVEL, X_LOCK, X_LOCK_CONTENDED, X_LOCK_HOLDER, X_REC, XC_CLASS_HIGH, XC_CLASS_LOW, xcall_word, xcrec_word, xr_failed, XR_TARGETS,
@@ -63,7 +66,10 @@ import {
 } from './layout.js';
 import { md } from './md.js';
 import { XC_HISTORY } from './param.js';
-import { SOFTINT_BIO, SOFTINT_CLOCK, SOFTINT_NET, SOFTINT_SERIAL, softint_establish_reserved, softint_schedule_reserved } from './softint.js';
+import {
+  SOFTINT_BIO, SOFTINT_CLOCK, softint_drop, softint_establish_barrier, softint_establish_reserved, softint_ipl, SOFTINT_NET,
+  softint_schedule_reserved, SOFTINT_SERIAL,
+} from './softint.js';
 import { sym_func, sym_id } from './symbol.js';
 
 /** An xcall function: a kernel symbol taking two arguments. */
@@ -109,9 +115,19 @@ function xc_level(ipl: number): number {
   }
 }
 
-/** Set up the reserved soft interrupts (boot, CPU 0). @internal */
-export function xc_init(): void {
-  for (const level of [SOFTINT_CLOCK, SOFTINT_BIO, SOFTINT_NET, SOFTINT_SERIAL]) softint_establish_reserved(level, xc_highpri_softint);
+/** Set up the reserved soft interrupts (boot, the booting CPU ci). @internal */
+export function xc_init(ci: cpu_info): void {
+  for (const level of [SOFTINT_CLOCK, SOFTINT_BIO, SOFTINT_NET, SOFTINT_SERIAL]) softint_establish_reserved(ci, level, xc_highpri_softint);
+}
+
+/** Fill in the vector table and softint's barrier entry (each thread, once its machine is attached). @internal */
+export function xc_attach(): void {
+  intr_establish_md(VEC_XCALL_LOW, xc_vector_low);
+  intr_establish_md(VEC_XCALL_HIGH, xc_vector_high);
+  softint_establish_barrier((level, h) => {
+    xc_wait_live(W_SOFTINT_DISESTABLISH, xc_issue('softint_disestablish', W_SOFTINT_DISESTABLISH, XC_HIGHPRI_IPL(softint_ipl(level)), softint_drop,
+      h, undefined, null));
+  });
 }
 
 /** The global number of record r of class cls, for failure records. */
@@ -151,7 +167,7 @@ function xc_unlock(cls: number): void {
 }
 
 function xc_ring_all(): void {
-  const me = curcpu().ci_index;
+  const me = cpu_self('xcall').ci_index;
   for (let c = 0; c < ncpu; c++) if (c !== me) cpu_ring(c);
 }
 
@@ -179,11 +195,10 @@ function xc_targeted(cls: number, r: number, c: number): boolean {
 /* ---------------------------------------------------------- issuing */
 
 /*
- * Per CPU: xcall functions of each class running on this CPU now.  An
- * xcall function that issued an xcall of its own class would wait for a
- * call that cannot complete before it returns.
+ * Per CPU (ci_xcactive): xcall functions of each class running on it now.
+ * An xcall function that issued an xcall of its own class would wait for
+ * a call that cannot complete before it returns.
  */
-const xc_active = new Int32Array(2);
 
 /** What every caller that waits for an xcall must be: thread context, at IPL_NONE. */
 function xc_wait_check(fn: string, self: cpu_info, what: string): void {
@@ -223,10 +238,10 @@ function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unk
   const cls = flags & XC_HIGHPRI ? XC_CLASS_HIGH : XC_CLASS_LOW;
   if (diagnostic) {
     xc_wait_check(fn, self, 'xcalls cannot be issued from interrupt context');
-    KASSERT(xc_active[cls] === 0, fn, cls === XC_CLASS_HIGH ? 'xc_active[XC_HIGHPRI] == 0' : 'xc_active[XC_LOWPRI] == 0',
+    KASSERT(self.ci_xcactive[cls] === 0, fn, cls === XC_CLASS_HIGH ? 'xc_active[XC_HIGHPRI] == 0' : 'xc_active[XC_LOWPRI] == 0',
       'an xcall function cannot issue an xcall of its own priority: it would wait for itself');
   }
-  const sym = sym_id(fn, 'func', func);
+  const sym = sym_id(self, fn, 'func', func);
   arg_check(fn, 'arg1', arg1);
   arg_check(fn, 'arg2', arg2);
   const t = target === null ? -1 : ci_check(fn, 'ci', target);
@@ -234,7 +249,7 @@ function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unk
   const me = self.ci_index;
 
   intr_wait(w, lock_chan, (me << 1) | cls, Infinity);
-  if (cls === XC_CLASS_HIGH) thread_work_hold(1);
+  if (cls === XC_CLASS_HIGH) thread_work_hold(self, 1);
   let where: number, r: number, gen: number;
   try {
     /* One call per class in flight: wait for the previous one (servicing, so our part of it runs). */
@@ -258,14 +273,14 @@ function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unk
     where = (Atomics.add(i32, xcall_word(cls, X_HEADP), n) + n) | 0;
     Atomics.store(i32, xcrec_word(cls, r, XR_WHERE), where);
   } finally {
-    if (cls === XC_CLASS_HIGH) thread_work_hold(-1);
+    if (cls === XC_CLASS_HIGH) thread_work_hold(self, -1);
     xc_unlock(cls);
   }
   f64[evcnt_index(me, cls === XC_CLASS_HIGH ? EV_XC_HIGH : EV_XC_LOW)]!++;
   const vec = cls === XC_CLASS_HIGH ? VEC_XCALL_HIGH : VEC_XCALL_LOW;
   for (let c = 0; c < ncpu; c++) {
     if (!xc_targeted(cls, r, c)) continue;
-    if (c === me) xc_vector(cls);
+    if (c === me) xc_vector(self, cls);
     else intr_send_vector(self, c, vec);
   }
   /* A target that died since gen may have been missed by the death handler, which looks at the call in flight. */
@@ -399,10 +414,18 @@ export function xc_nullop(): void {}
 
 /* ---------------------------------------------------------- targets */
 
-/** The vector handler (interrupt context): start this CPU's part of the call. @internal */
-export function xc_vector(cls: number): void {
-  if (cls === XC_CLASS_LOW) thread_defer(xc_lowpri_run);
-  else softint_schedule_reserved(i32[xcall_word(XC_CLASS_HIGH, X_LEVEL)]!);
+/** The vector handlers (interrupt context): start ci's part of the call in flight. */
+function xc_vector(ci: cpu_info, cls: number): void {
+  if (cls === XC_CLASS_LOW) thread_defer(ci, xc_lowpri_run);
+  else softint_schedule_reserved(ci, i32[xcall_word(XC_CLASS_HIGH, X_LEVEL)]!);
+}
+
+function xc_vector_low(ci: cpu_info): void {
+  xc_vector(ci, XC_CLASS_LOW);
+}
+
+function xc_vector_high(ci: cpu_info): void {
+  xc_vector(ci, XC_CLASS_HIGH);
 }
 
 function xc_lowpri_run(): void {
@@ -452,16 +475,16 @@ const DIED = Symbol('died');
 
 /** Run this CPU's part of the call in flight, once. */
 function xc_run(cls: number): void {
-  const self = curcpu();
+  const self = cpu_self('xcall');
   if (!xc_claim(cls, self.ci_index)) return;
   const where = Atomics.load(i32, xcall_word(cls, X_HEADP));
   const r = Atomics.load(i32, xcall_word(cls, X_REC));
   const sym = i32[xcall_word(cls, X_FUNC)]!;
   const act = act_enter(self, ACT_XCALL, sym);
   let failure: unknown = NO_FAILURE;
-  xc_active[cls]!++;
+  self.ci_xcactive[cls]!++;
   try {
-    const res = (sym_func(sym) as xcfunc_t)(arg_decode(cell_xcall(cls, 0)), arg_decode(cell_xcall(cls, 1)));
+    const res = (sym_func(self, sym) as xcfunc_t)(arg_decode(self, cell_xcall(cls, 0)), arg_decode(self, cell_xcall(cls, 1)));
     if (thenable_p(res)) {
       /* Not synchronous: its part completes when it settles, so that a rejection reaches xc_wait. */
       const me = self.ci_index;
@@ -472,7 +495,7 @@ function xc_run(cls: number): void {
   } catch (e) {
     failure = e;
   } finally {
-    xc_active[cls]!--;
+    self.ci_xcactive[cls]!--;
     act_leave(self, act);
   }
   xc_complete(cls, r, where, self.ci_index, failure);
@@ -497,7 +520,7 @@ function xc_write_off(cls: number, c: number): void {
  * targets). @internal
  */
 export function xc_cpu_dead(c: number): void {
-  const self = curcpu();
+  const self = cpu_self('cpu_die');
   for (const cls of [XC_CLASS_LOW, XC_CLASS_HIGH]) {
     const w = xcall_word(cls, X_LOCK);
     const held = Atomics.load(i32, w);
@@ -507,8 +530,8 @@ export function xc_cpu_dead(c: number): void {
   for (let t = 0; t < ncpu; t++) {
     if (t === c || cpu_dead_p(t)) continue;
     if (t === self.ci_index) {
-      xc_vector(XC_CLASS_LOW);
-      xc_vector(XC_CLASS_HIGH);
+      xc_vector(self, XC_CLASS_LOW);
+      xc_vector(self, XC_CLASS_HIGH);
     } else {
       intr_send_vector(self, t, VEC_XCALL_LOW | VEC_XCALL_HIGH);
     }

@@ -1,8 +1,8 @@
 /*
- * A worker thread's life as a CPU: attach, load the image, report ready,
- * idle (servicing interrupts) until the machine halts, leave.  The library
- * is loaded from the same files as the package name resolves to, so image
- * modules that import it share this CPU's state.
+ * A worker thread's life as a CPU: boot (attach, import the image, run),
+ * report ready, idle (servicing interrupts) until the machine halts, leave.
+ * The library is loaded from the same files as the package name resolves
+ * to, so image modules that import it share this CPU's state.
  *
  * Dying.  A CPU that leaves while the machine runs marks itself dead on its
  * way out, so that no CPU waits for it: process.exit() (its 'exit' event
@@ -12,14 +12,17 @@
  */
 import '../../kern/instance.js';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { cpu_info } from '../../kern/cpu.js';
+import { cpu_set_current, type cpu_info } from '../../kern/cpu.js';
 import { error_record, type error_record as error_record_t } from '../../kern/errors.js';
 import { cpu_idle } from '../../kern/intr.js';
-import { cpu_die, cpu_halt, cpu_init, cpu_load_module, cpu_running, type cpu_boot_args } from '../../kern/init_main.js';
+import { cpu_boot, cpu_die, cpu_halt, kern_detach } from '../../kern/init_main.js';
+import type { cpu_boot_args } from '../../kern/md.js';
 import { node_md } from './md.js';
 
-export interface cpu_worker_args extends cpu_boot_args {
-  image: string[];
+/** What a worker CPU is started with. */
+export interface cpu_worker_data {
+  args: cpu_boot_args;
+  image: readonly string[];
 }
 
 export type cpu_message =
@@ -29,13 +32,12 @@ export type cpu_message =
 
 const port = parentPort!;
 const post = (m: cpu_message): void => port.postMessage(m);
-const args = workerData as cpu_worker_args;
+const { args, image } = workerData as cpu_worker_data;
 
 let ci: cpu_info;
 try {
-  ci = cpu_init(args, node_md((e) => post({ type: 'error', error: error_record(e) })));
-  for (const url of args.image) cpu_load_module(ci, url, await import(url));
-  cpu_running(ci);
+  const md = node_md(new Int32Array(args.kmem), (e) => post({ type: 'error', error: error_record(e) }));
+  ci = await cpu_boot(args, md, (_ci, url) => import(url) as Promise<Record<string, unknown>>, image, cpu_set_current);
 } catch (e) {
   post({ type: 'boot-error', error: error_record(e) });
   process.exit(1);
@@ -58,4 +60,5 @@ try {
 }
 clearInterval(keepalive);
 cpu_halt(ci);
+kern_detach();
 process.exit(0);

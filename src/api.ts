@@ -1,12 +1,14 @@
 /*
- * ipi: NetBSD's machine-independent IPI interface, ipi(9), for JavaScript.
+ * ipi9: NetBSD's machine-independent IPI interface, ipi(9), for JavaScript.
  * Worker threads are the CPUs; one SharedArrayBuffer is their memory.
- * Exports are grouped as NetBSD's headers group them.
+ * This is the machine-independent interface; each runtime's index
+ * (src/arch/<runtime>/index.ts) adds its boot().  Exports are grouped as
+ * NetBSD's headers group them.
  */
 import './kern/instance.js';
 
 /* The machine (this library's boot; the runtime's part is in arch/). */
-export { boot, type BootOptions, STALL_REPORT_MS } from './arch/node/boot.js';
+export { type BootOptions, type SimulateOptions, STALL_REPORT_MS } from './kern/init_main.js';
 export { Machine, MachineErrorEvent, CpuDeadEvent, type MachineEventMap } from './kern/machine.js';
 export { shared } from './kern/shared.js';
 export type { cpu_evcnt, ipi_evcnt } from './kern/evcnt.js';
