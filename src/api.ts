@@ -24,7 +24,7 @@ export {
   cpu_info, curcpu, cpu_number, cpu_index, cpu_lookup, ncpu, kpreempt_disable, kpreempt_enable, kpreempt_disabled,
   cpu_intr_p, cpu_softintr_p, IPL_NONE, IPL_SOFTCLOCK, IPL_SOFTBIO, IPL_SOFTNET, IPL_SOFTSERIAL, IPL_VM, IPL_SCHED, IPL_HIGH,
 } from './kern/cpu.js';
-export { splhigh, splraiseipl, splx, spl0, preempt_point } from './kern/intr.js';
+export { splhigh, splraiseipl, splx, spl0, preempt_point, cpu_relax, getmicrouptime } from './kern/intr.js';
 
 /* <sys/kcpuset.h> */
 export * from './kern/kcpuset.js';

@@ -2,9 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  cpu_lookup, curcpu, IPI_MAXREG, IPI_SYNCH_ID, ipi_register, ipi_trigger, ipi_trigger_broadcast, ipi_trigger_multi,
-  ipi_unicast, ipi_unregister, ipi_wait, kcpuset_create, kcpuset_set, preempt_point,
-  splhigh, splx,
+  cpu_lookup, cpu_relax, curcpu, IPI_MAXREG, IPI_SYNCH_ID, ipi_register, ipi_trigger, ipi_trigger_broadcast, ipi_trigger_multi,
+  ipi_unicast, ipi_unregister, ipi_wait, kcpuset_create, kcpuset_set, preempt_point, splhigh, splx, xc_unicast, xc_wait,
 } from 'ipi';
 import * as image from './fixtures/image.js';
 import { bootTest, ROW, sleep, until, preempt } from './helpers.js';
@@ -33,27 +32,22 @@ test('triggers before service coalesce into one run; a trigger after service run
   const t = await bootTest(3);
   try {
     const id = ipi_register(image.count, 1);
-    const release = 60 * ROW;
-    /* Keep cpu1 busy away from any interrupt point. */
-    const hold = { func: image.hold_until, arg: release };
+    const release = 60 * ROW, seen = 60 * ROW + 1;
+    /* cpu1 busy away from any interrupt point, while cpu2 triggers it five times, notes its count, and releases it. */
+    const steps: image.act_step[] = [{ trigger: id, cpu: 1, n: 5 }, { copy: 1 * ROW + 1, to: seen }, { set: release }];
+    const hold = { func: image.hold_and_act, arg: { release, cpu: 2, steps } };
     preempt(() => ipi_unicast(hold, cpu_lookup(1)));
-    await until('cpu1 to be busy', () => t.log[39 * ROW + 1] === 1);
-    preempt(() => {
-      for (let i = 0; i < 5; i++) ipi_trigger(id, cpu_lookup(1));
-    });
-    await sleep(20);
-    assert.equal(t.row(1)[1], 0, 'nothing runs while the CPU is busy');
-    Atomics.store(t.log, release, 1);
     ipi_wait(hold);
+    assert.equal(t.log[seen], 0, 'nothing runs while the CPU is busy');
     await until('the coalesced run', () => t.row(1)[1] === 1);
     await sleep(50);
     assert.equal(t.row(1)[1], 1, 'five triggers, one run');
     preempt(() => ipi_trigger(id, cpu_lookup(1)));
     await until('the run after service', () => t.row(1)[1] === 2);
-    const ev = t.machine.counters()[0]!.ipi.find((e) => e.id === id)!;
-    assert.deepEqual({ sent: ev.sent, coalesced: ev.coalesced, doorbells: ev.doorbells }, { sent: 6, coalesced: 4, doorbells: 2 });
-    const runs = t.machine.counters()[1]!.ipi.find((e) => e.id === id)!.runs;
-    assert.equal(runs, 2);
+    const sent = (cpu: number) => t.machine.counters()[cpu]!.ipi.find((e) => e.id === id)!;
+    assert.deepEqual({ sent: sent(2).sent, coalesced: sent(2).coalesced, doorbells: sent(2).doorbells }, { sent: 5, coalesced: 4, doorbells: 1 });
+    assert.deepEqual({ sent: sent(0).sent, coalesced: sent(0).coalesced, doorbells: sent(0).doorbells }, { sent: 1, coalesced: 0, doorbells: 1 });
+    assert.equal(t.machine.counters()[1]!.ipi.find((e) => e.id === id)!.runs, 2);
   } finally {
     await t.machine.shutdown();
   }
@@ -117,13 +111,8 @@ test('after ipi_unregister returns no handler runs for the id, even with trigger
   const t = await bootTest(3);
   try {
     const id = ipi_register(image.count, 1);
-    /* cpu1 busy for a while: the trigger stays pending while the id is unregistered. */
-    const hold = { func: image.hold, arg: 150 };
-    preempt(() => ipi_unicast(hold, cpu_lookup(1)));
-    await until('cpu1 to be busy', () => t.log[39 * ROW + 1] === 1);
-    preempt(() => ipi_trigger(id, cpu_lookup(1)));
-    ipi_unregister(id); // waits for cpu1 to pass an interrupt point
-    ipi_wait(hold);
+    /* On cpu1 in thread context: cpu2 triggers the id there; with the trigger pending, cpu1 unregisters it. */
+    xc_wait(xc_unicast(0, image.unregister_pending, { id, from: 2, flag: 61 * ROW }, undefined, cpu_lookup(1)));
     const again = ipi_register(image.count, 2);
     assert.equal(again, id, 'the same slot is reused');
     await sleep(50);
@@ -171,7 +160,7 @@ test('interrupt points: a busy CPU takes interrupts only at preempt_point() or w
     /* cpu1 triggers id on cpu0 (this thread) while it is busy here. */
     const msg = { func: image.trigger_on, arg: { id, cpu: 0, flag } };
     preempt(() => ipi_unicast(msg, cpu_lookup(1)));
-    while (Atomics.load(t.log, flag) === 0); // busy: no interrupt point
+    while (Atomics.load(t.log, flag) === 0) cpu_relax(); // busy: no interrupt point
     assert.equal(t.row(1)[0], 0, 'not taken while busy');
     preempt_point();
     assert.equal(t.row(1)[0], 1, 'taken at preempt_point()');
@@ -180,7 +169,7 @@ test('interrupt points: a busy CPU takes interrupts only at preempt_point() or w
     Atomics.store(t.log, flag, 0);
     const s = splhigh();
     preempt(() => ipi_unicast(msg, cpu_lookup(1)));
-    while (Atomics.load(t.log, flag) === 0);
+    while (Atomics.load(t.log, flag) === 0) cpu_relax();
     preempt_point();
     assert.equal(t.row(1)[0], 1, 'blocked at IPL_HIGH');
     splx(s);

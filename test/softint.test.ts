@@ -9,17 +9,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  cpu_lookup, ipi_register, ipi_trigger, ipi_trigger_broadcast, ipi_unicast, ipi_unregister, ipi_wait, ipi_wait_async,
+  cpu_lookup, ipi_register, ipi_trigger, ipi_trigger_broadcast, ipi_unicast, ipi_unregister, ipi_wait, 
   IpiAssertionError, IpiError, IpiRemoteError, IPI_MAXREG, IPL_HIGH, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
-  IPL_SOFTSERIAL, kpreempt_disable, kpreempt_enable, MachineErrorEvent, softint_disestablish, softint_establish,
+  IPL_SOFTSERIAL, kpreempt_disable, kpreempt_enable,  softint_disestablish, softint_establish,
   softint_schedule, softint_schedule_cpu, splhigh, splraiseipl, splx, xc_broadcast, xc_wait, SOFTINT_BIO, SOFTINT_CLOCK,
   SOFTINT_MAXHANDLERS, SOFTINT_MPSAFE, SOFTINT_NET, SOFTINT_RCPU, SOFTINT_SERIAL, XC_HIGHPRI,
   type ipi_msg_t, type softint_cookie_t,
 } from 'ipi';
-import { bootKern as boot, bad, preempt, ROW, sleep, until, type TestMachine } from './helpers.js';
-import { hold_until } from './fixtures/image.js';
+import { bootKern as boot, bad, errorsOf, noteOf, preempt, ROW, sleep, startOn, until } from './helpers.js';
+import { hold_and_act, type act_step } from './fixtures/image.js';
 import {
-  hard_sched, intr_disestablish, NOTE_ROW, si_chain, si_count, si_ctx, si_old, si_slow, si_tag, start, xc_count,
+  hard_sched, intr_disestablish,  si_chain, si_count, si_ctx,  si_tag,  xc_count,
 } from './fixtures/kern_image.js';
 
 const T = { timeout: 60_000 };
@@ -29,29 +29,6 @@ const tagOf = (e: number): number => e & 0xff;
 const iplOf = (e: number): number => (e >> 8) & 0xf;
 const softOf = (e: number): boolean => (e & (1 << 12)) !== 0;
 const intrOf = (e: number): boolean => (e & (1 << 13)) !== 0;
-
-/** The error text a routine on CPU `cpu` noted. */
-function noteOf(log: Int32Array, cpu: number): string {
-  const base = (NOTE_ROW + cpu) * ROW;
-  return String.fromCharCode(...log.subarray(base + 1, base + 1 + Atomics.load(log, base)));
-}
-
-/** Start a kern_image routine on CPU k in thread context; log[done] counts its end, row errrow its errors. */
-function startOn(k: number, routine: string, arg: unknown, done: number, errrow: number): void {
-  const msg: ipi_msg_t<Parameters<typeof start>[0]> = { func: start, arg: { routine, arg, done, errrow } };
-  preempt(() => ipi_unicast(msg, cpu_lookup(k)));
-  ipi_wait(msg);
-}
-
-/** Collect the machine's error events (and keep them off the console). */
-function errorsOf(t: TestMachine): unknown[] {
-  const errors: unknown[] = [];
-  t.machine.addEventListener('error', (e) => {
-    e.preventDefault();
-    errors.push((e as MachineErrorEvent).error);
-  });
-  return errors;
-}
 
 test('a remote softint_schedule_cpu runs the handler once on that CPU, in soft interrupt context below IPL_HIGH', T, async () => {
   const t = await boot(3);
@@ -117,15 +94,11 @@ test('soft interrupts run after the hard handlers of their pass, highest level f
     const cr = softint_establish(SOFTINT_SERIAL | SOFTINT_RCPU, si_tag, (ROWP << 8) | 9)!;
     const idh = ipi_register(hard_sched, { row: ROWP, tag: 100, cookies: [] });
     const release = 30 * ROW;
-    const hold: ipi_msg_t<number> = { func: hold_until, arg: release };
+    /* cpu1 busy; meanwhile cpu0 schedules the soft interrupt there and triggers the hard one, then releases it. */
+    const steps: act_step[] = [{ schedule: cr, cpu: 1 }, { trigger: idh, cpu: 1 }, { set: release }];
+    const hold = { func: hold_and_act, arg: { release, cpu: 0, steps } };
     preempt(() => ipi_unicast(hold, cpu_lookup(1)));
-    await until('cpu1 holding', () => Atomics.load(t.log, 39 * ROW + 1) === 1);
-    preempt(() => {
-      softint_schedule_cpu(cr, cpu_lookup(1));
-      ipi_trigger(idh, cpu_lookup(1));
-    });
-    Atomics.store(t.log, release, 1);
-    await ipi_wait_async(hold);
+    ipi_wait(hold);
     await until('three entries', () => t.seq(ROWP).length === 3);
     assert.deepEqual(t.seq(ROWP).map(tagOf), [100, 101, 9]);
     ipi_unregister(idh);
@@ -168,14 +141,9 @@ test('a pending soft interrupt coalesces: scheduled several times before it can 
     /* Remotely, five times while cpu1 is busy: one trigger, four coalesced, one run. */
     before = t.machine.counters();
     const release = 30 * ROW;
-    const hold: ipi_msg_t<number> = { func: hold_until, arg: release };
+    const hold = { func: hold_and_act, arg: { release, cpu: 0, steps: [{ schedule: c, cpu: 1, n: 5 }, { set: release }] satisfies act_step[] } };
     preempt(() => ipi_unicast(hold, cpu_lookup(1)));
-    await until('cpu1 holding', () => Atomics.load(t.log, 39 * ROW + 1) === 1);
-    preempt(() => {
-      for (let i = 0; i < 5; i++) softint_schedule_cpu(c, cpu_lookup(1));
-    });
-    Atomics.store(t.log, release, 1);
-    await ipi_wait_async(hold);
+    ipi_wait(hold);
     await until('the second run on cpu1', () => t.row(ROWN)[1] === 2);
     await sleep(30);
     assert.deepEqual(t.row(ROWN), [2, 2]);
@@ -220,67 +188,6 @@ test('a soft interrupt scheduled from a lower level, or from a hard handler run 
     ipi_unregister(id);
     for (const h of [c, clock, serial]) softint_disestablish(h);
   } finally {
-    await t.machine.shutdown();
-  }
-});
-
-test('softint_disestablish returns only once a running handler has returned, even one with interrupt points', T, async () => {
-  const t = await boot(2);
-  try {
-    const flag = 7 * ROW;
-    const c = softint_establish(SOFTINT_SERIAL | SOFTINT_RCPU, si_slow, { flag, ms: 300 })!;
-    preempt(() => softint_schedule_cpu(c, cpu_lookup(1)));
-    await until('the handler running on cpu1', () => Atomics.load(t.log, flag) === 1);
-    softint_disestablish(c);
-    assert.equal(Atomics.load(t.log, flag), 2, 'the handler had returned');
-    assert.throws(() => preempt(() => softint_schedule(c)), IpiError);
-  } finally {
-    await t.machine.shutdown();
-  }
-});
-
-test('schedules racing softint_disestablish never run a freed handler, and the next handler in the slot never gets their runs', T, async () => {
-  const t = await boot(4);
-  const errors = errorsOf(t);
-  const stop = 8 * ROW;
-  try {
-    const ROWR = 10; // racers: schedules made, then how they ended
-    const ROWO = 12; // old handler: runs, then runs after it was freed
-    const ROWN = 14; // new handler's runs
-    const done = 9 * ROW;
-    const freed = 9 * ROW + 1;
-    const ERR = 16;
-    for (let round = 0; round < 6; round++) {
-      t.log.fill(0, 9 * ROW, 17 * ROW);
-      const old = softint_establish(SOFTINT_NET | SOFTINT_RCPU, si_old, { row: ROWO, freed })!;
-      for (let k = 1; k < 4; k++) startOn(k, 'race', { cookie: old, row: ROWR, stop, max: 1e7 }, done, ERR);
-      await until('the racers racing', () => t.row(ROWR).slice(1).every((n) => n >= 20));
-
-      softint_disestablish(old);
-      Atomics.store(t.log, freed, 1);
-      const next = softint_establish(SOFTINT_NET | SOFTINT_RCPU, si_count, ROWN)!;
-      assert.equal((next - 1) % SOFTINT_MAXHANDLERS, (old - 1) % SOFTINT_MAXHANDLERS, 'the freed slot is reused');
-
-      await until('the racers done', () => Atomics.load(t.log, done) === 3);
-      for (let k = 1; k < 4; k++) {
-        assert.equal(t.row(ROWR + 1)[k], 1, `cpu${k}'s race ended on "not an established soft interrupt", not: ${noteOf(t.log, k)}`);
-      }
-      assert.deepEqual(t.row(ERR), [0, 0, 0, 0]);
-      assert.ok(t.row(ROWO).reduce((a, b) => a + b) > 0, 'the old handler ran while established');
-      assert.deepEqual(t.row(ROWO + 1), [0, 0, 0, 0], 'no run of the freed handler');
-      await sleep(10);
-      assert.deepEqual(t.row(ROWN), [0, 0, 0, 0], 'the new handler got none of the old runs');
-
-      /* The new handler is not disturbed: scheduled once on each CPU, it runs once on each. */
-      for (let k = 0; k < 4; k++) preempt(() => softint_schedule_cpu(next, cpu_lookup(k)));
-      await until('the new handler on every CPU', () => t.row(ROWN).every((n) => n === 1));
-      await sleep(10);
-      assert.deepEqual(t.row(ROWN), [1, 1, 1, 1]);
-      softint_disestablish(next);
-    }
-    assert.deepEqual(errors, []);
-  } finally {
-    Atomics.store(t.log, stop, 1);
     await t.machine.shutdown();
   }
 });

@@ -10,45 +10,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   cpu_lookup, ipi_unicast, ipi_wait, IpiRemoteError, IPL_HIGH, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
-  IPL_SOFTSERIAL, IPL_VM, kpreempt_disable, kpreempt_enable, MachineErrorEvent, softint_disestablish, softint_establish,
+  IPL_SOFTSERIAL, IPL_VM, kpreempt_disable, kpreempt_enable,  softint_disestablish, softint_establish,
   softint_schedule, splraiseipl, splx, xc_barrier, xc_broadcast, xc_unicast, xc_wait, xc_wait_async, XC_HIGHPRI,
   XC_HIGHPRI_IPL, SOFTINT_NET, type ipi_msg_t,
 } from 'ipi';
-import { bootKern as boot, bad, ROW, sleep, until, type TestMachine } from './helpers.js';
+import { bootKern as boot, bad, errorsOf, noteOf, PRIS, ROW, sleep, startOn, until } from './helpers.js';
 import { thrower } from './fixtures/image.js';
 import {
-  intr_xc_broadcast, intr_xc_wait, NOTE_ROW, si_count, si_xcall, start, xc_count, xc_ctx, xc_nested, xc_nop,
+  intr_xc_broadcast, intr_xc_wait,  si_count, si_xcall,  xc_count, xc_ctx, xc_nested, xc_nop,
 } from './fixtures/kern_image.js';
 
 const T = { timeout: 60_000 };
 
-function noteOf(log: Int32Array, cpu: number): string {
-  const base = (NOTE_ROW + cpu) * ROW;
-  return String.fromCharCode(...log.subarray(base + 1, base + 1 + Atomics.load(log, base)));
-}
-
-/** Start a kern_image routine on CPU k in thread context, by a cross-call. */
-function startOn(k: number, routine: string, arg: unknown, done: number, errrow: number): void {
-  const msg: ipi_msg_t<Parameters<typeof start>[0]> = { func: start, arg: { routine, arg, done, errrow } };
-  kpreempt_disable();
-  try {
-    ipi_unicast(msg, cpu_lookup(k));
-  } finally {
-    kpreempt_enable();
-  }
-  ipi_wait(msg);
-}
-
-function errorsOf(t: TestMachine): { error: unknown; cpu: number }[] {
-  const errors: { error: unknown; cpu: number }[] = [];
-  t.machine.addEventListener('error', (e) => {
-    e.preventDefault();
-    errors.push({ error: (e as MachineErrorEvent).error, cpu: (e as MachineErrorEvent).cpu });
-  });
-  return errors;
-}
-
-const PRIS = [['low', 0], ['high', XC_HIGHPRI]] as const;
 
 test('xc_broadcast runs on every CPU, the caller included, once per call; xc_wait returns after all', T, async () => {
   const t = await boot(4);
@@ -126,31 +99,6 @@ test('low priority runs in thread context, high priority in soft interrupt conte
       assert.deepEqual(t.row(2), [1, 1, 1], name);
     }
     assert.equal(XC_HIGHPRI_IPL(IPL_SOFTSERIAL) & XC_HIGHPRI, XC_HIGHPRI);
-  } finally {
-    await t.machine.shutdown();
-  }
-});
-
-test('xc_barrier: a plain write made before it is seen by every CPU after it, at either priority', T, async () => {
-  const t = await boot(3);
-  try {
-    for (const [name, flags] of PRIS) {
-      t.log.fill(0, 1 * ROW, 8 * ROW);
-      const flag = 1 * ROW;
-      const done = 1 * ROW + 1;
-      const arg = { flag, inRow: 2, secRow: 3, exitRow: 4, ms: 2 };
-      for (let k = 1; k < 3; k++) startOn(k, 'barrier_reader', arg, done, 5);
-      await until(`${name}: the readers in their loops`, () => t.row(3)[1]! >= 3 && t.row(3)[2]! >= 3);
-      t.log[flag] = 1; // a plain write
-      xc_barrier(flags);
-      const inSection = t.row(2);
-      const sections = t.row(3);
-      assert.deepEqual(inSection, [0, 0, 0], `${name}: no CPU is still in a section that read the old value`);
-      await until(`${name}: the readers done`, () => Atomics.load(t.log, done) === 2);
-      assert.deepEqual(t.row(3), sections, `${name}: no section entered after the barrier`);
-      assert.deepEqual(t.row(4), [0, 1, 1]);
-      assert.deepEqual(t.row(5), [0, 0, 0]);
-    }
   } finally {
     await t.machine.shutdown();
   }

@@ -30,11 +30,11 @@ import { cpu_idle, cpu_ring, intr_init, machine_halted } from './intr.js';
 import { ipi_attach, ipi_cpu_dead, ipi_nullop } from './ipi.js';
 import { kcpuset_atomic_clear, kcpuset_atomic_set } from './kcpuset.js';
 import {
-  C_STATE, CPUST_DEAD, CPUST_DYING, CPUST_HALTED, CPUST_RUNNING, cpu_word, H_DEADGEN, H_HALT, i32, ipireg_word, kmem_attach, kmem_detach, kmem_format,
+  C_STATE, CPUST_DEAD, CPUST_DYING, CPUST_HALTED, CPUST_RUNNING, cpu_word, f64, H_BOOTTIME, H_DEADGEN, H_HALT, i32, ipireg_word, kmem_attach, kmem_detach, kmem_format,
   kmem_layout, R_FUNC,
 } from './layout.js';
 import { Machine } from './machine.js';
-import { md_attach, type cpu_boot_args, type cpu_handle, type cpu_md, type runtime_md } from './md.js';
+import { md, md_attach, type cpu_boot_args, type cpu_handle, type cpu_md, type runtime_md } from './md.js';
 import { IPI_SYNCH_ID, MAXCPUS } from './param.js';
 import { shared_attach, shared_detach } from './shared.js';
 import { softint_attach, softint_cpu_dead, softint_drop, softint_schedule } from './softint.js';
@@ -178,6 +178,7 @@ export function cpu_attach(index: number): cpu_info {
 
 /** Machine-wide state, set up once by the booting CPU after its cpu_attach(). */
 export function kern_sysinit(ci: cpu_info): void {
+  f64[H_BOOTTIME >> 1] = md.now();
   for (let c = 0; c < ncpu; c++) kcpuset_atomic_set(kcpuset_attached, c);
   /* IPI_SYNCH_ID is always registered; its handler is ipi.ts's mailbox handler. */
   Atomics.store(i32, ipireg_word(IPI_SYNCH_ID, R_FUNC), 1);

@@ -32,7 +32,7 @@ import { cpu_death_record } from './failure.js';
 import { IpiError, IpiTimeoutError, typeError, type IpiCpuState } from './errors.js';
 import {
   ACT_IDLE, ACT_IPI, ACT_MSG, ACT_SOFT, ACT_THREAD, ACT_WAIT, ACT_XCALL, C_DOORBELL, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, CPUST_HALTED,
-  EV_DOORBELL, EV_POLL_HIT, EV_SLEEP, EV_TIMEOUT, evcnt_index, f64, H_HALT, i32,
+  EV_DOORBELL, EV_POLL_HIT, EV_SLEEP, EV_TIMEOUT, evcnt_index, f64, H_BOOTTIME, H_HALT, i32,
 } from './layout.js';
 import { md } from './md.js';
 import { sym_name } from './symbol.js';
@@ -204,6 +204,27 @@ export function preempt_point(): void {
   intr_point_service(ci, false);
 }
 
+/**
+ * cpu_relax: call it in a loop that spins on shared memory, waiting for
+ * another CPU.  It takes no interrupt (it is no interrupt point), and on
+ * real CPUs it does nothing; on the simulated machine, where every CPU
+ * shares one thread, it is where the others run, so that the loop can end.
+ * (Linux's cpu_relax(); NetBSD spins with SPINLOCK_BACKOFF.)
+ */
+export function cpu_relax(): void {
+  cpu_self('cpu_relax');
+  md.relax?.();
+}
+
+/**
+ * getmicrouptime: microseconds since the machine booted, on a clock all
+ * CPUs share (NetBSD's getmicrouptime(9)); virtual on the simulated machine.
+ */
+export function getmicrouptime(): number {
+  cpu_self('getmicrouptime');
+  return (md.now() - f64[H_BOOTTIME >> 1]!) * 1000;
+}
+
 /* ---------------------------------------------------------- thread work */
 
 /*
@@ -326,18 +347,19 @@ export function intr_wait_service(ci: cpu_info): boolean {
 /**
  * The service of an interrupt point: hard interrupts (at any IPL if
  * `hardAnyIpl`, as in a wait or idle; below IPL_HIGH otherwise), soft ones
- * above the IPL, thread work in thread context.  True if anything ran.
+ * above the IPL, thread work in thread context unless `thread` is false.
+ * True if anything ran.
  */
-export function intr_point_service(ci: cpu_info, hardAnyIpl: boolean): boolean {
+export function intr_point_service(ci: cpu_info, hardAnyIpl: boolean, thread = true): boolean {
   let ran = intr_service(ci, hardAnyIpl);
-  if (thread_work_p(ci)) ran = thread_run(ci) || ran;
+  if (thread && thread_work_p(ci)) ran = thread_run(ci) || ran;
   return ran;
 }
 
-/** True if intr_point_service(ci, hardAnyIpl) would run something now. */
-export function intr_pending(ci: cpu_info, hardAnyIpl: boolean): boolean {
+/** True if intr_point_service(ci, hardAnyIpl, thread) would run something now. */
+export function intr_pending(ci: cpu_info, hardAnyIpl: boolean, thread = true): boolean {
   if ((hardAnyIpl || ci.ci_ilevel < IPL_HIGH) && (Atomics.load(i32, ci.ci_ipipend) | Atomics.load(i32, ci.ci_mdipi)) !== 0) return true;
-  return (ci.ci_softpending !== 0 && vec_soft_pending(ci)) || thread_work_p(ci);
+  return (ci.ci_softpending !== 0 && vec_soft_pending(ci)) || (thread && thread_work_p(ci));
 }
 
 function halted_error(w: number): IpiError {

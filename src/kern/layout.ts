@@ -8,7 +8,7 @@
  * words a set of this machine's CPUs takes: ceil(ncpu / 32).
  *
  *   +--------------------+ 0
- *   | header             |  magic, ncpu, halt flag, death count,
+ *   | header             |  magic, ncpu, halt flag, death count, boot time,
  *   |                    |  kcpuset_attached, kcpuset_running, the dead set
  *   +--------------------+
  *   | cpu[0..ncpu)       |  per CPU, CPU_WORDS words:
@@ -56,6 +56,7 @@ export const H_MAGIC = 0;
 export const H_NCPU = 1;
 export const H_HALT = 2;
 export const H_DEADGEN = 3; // CPUs that have died: bumped after each is marked dead
+export const H_BOOTTIME = 4; // [4, 5]: a Float64, md.now() when the machine booted (getmicrouptime)
 export const H_ATTACHED = 8; // kcpuset_attached: KCPUSET_NWORDS words
 export const H_RUNNING = 16; // kcpuset_running: KCPUSET_NWORDS words
 export const H_DEAD = 24; // CPUs that died: KCPUSET_NWORDS words

@@ -24,6 +24,7 @@
  *     preempt                        (optional) called at interrupt points: where a
  *                                    runtime that runs several CPUs on one thread
  *                                    lets the others run
+ *     relax                          (optional) the same, in a spin loop (cpu_relax)
  *
  * The runtime receives the kernel memory (an Int32Array over it) rather than
  * importing it, so arch/ depends on kern/ only through this interface.
@@ -51,6 +52,8 @@ export interface cpu_md {
   report(error: unknown): void;
   /** An interrupt point: a runtime that runs several CPUs on one thread lets the others run here. */
   readonly preempt?: () => void;
+  /** A spin loop waits for another CPU (cpu_relax): the same, where nothing else lets it run. */
+  readonly relax?: () => void;
 }
 
 /** What a secondary CPU is told when it starts. */

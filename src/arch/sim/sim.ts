@@ -29,6 +29,17 @@
  * batches are macrotasks.  Real timers (setTimeout) in image code run in
  * real time: a program that uses them is not replayed exactly.
  *
+ * Thread work nests only where it cannot wait for a CPU below it.  A CPU
+ * lower on the stack cannot go on until every step above it returns, so a
+ * step must not wait for it.  Interrupt handlers wait only for what other
+ * CPUs' interrupt service gives (messages, barriers), which nesting
+ * provides; thread work (low-priority xcall functions, deferred tasks) may
+ * issue xcalls, which wait for the high-priority xcall lock.  So while a
+ * CPU on the stack holds that lock (ci_thread_held, the same rule that keeps
+ * the holder itself from running thread work in its waits), no CPU above it
+ * runs thread work: it waits for the stack to unwind, as it would wait for
+ * the lock.
+ *
  * Limits.  A CPU that spins on shared memory with no interrupt point never
  * lets another run: put preempt_point() in such loops (it takes nothing at
  * IPL_HIGH, but lets the machine go on).  A wait that only another CPU's
@@ -46,6 +57,8 @@ import type { cpu_md } from '../../kern/md.js';
 export const SIM_STEP_MS = 0.001;
 /** Virtual milliseconds with no CPU able to run after which a blocking wait is a deadlock. */
 export const SIM_DEADLOCK_MS = 3_600_000;
+/** Virtual milliseconds a CPU may spin (cpu_relax) with no CPU able to run before that is a deadlock. */
+export const SIM_SPIN_DEADLOCK_MS = 10_000;
 /** Steps nested on the stack, at most: deeper, a waiting CPU lets no other run (and may report a deadlock). */
 export const SIM_MAXDEPTH = 128;
 /** Steps the scheduler runs in one macrotask before it lets asynchronous code run. */
@@ -155,6 +168,7 @@ export class sim_machine {
       },
       report: (e) => this.#reports[this.#self().ci.ci_index]?.(e),
       preempt: () => this.#preempt(),
+      relax: () => this.#relax(),
     };
   }
 
@@ -181,28 +195,36 @@ export class sim_machine {
     return new IpiError(`simulated machine (seed ${this.seed}): ${what}; boot({ simulate: { seed: ${this.seed} } }) replays it`);
   }
 
-  /** Can CPU y take a step now, and at which point is it? */
-  #runnable(y: sim_cpu): boolean {
+  /** May thread work run now: does no CPU on the stack hold the high-priority xcall lock? */
+  #thread_ok(): boolean {
+    for (const z of this.#cpus) if (z.frames.length !== 0 && z.ci.ci_thread_held !== 0) return false;
+    return true;
+  }
+
+  /** Can CPU y take a step now, at the interrupt point it is at? */
+  #runnable(y: sim_cpu, thread: boolean): boolean {
     if (cpu_dead_p(y.ci.ci_index)) return false;
     const top = y.frames.length === 0 ? -1 : y.frames[y.frames.length - 1]!;
     if (top === RUN) return false;
-    if (top === -1) return y.deferq.length !== 0 || intr_pending(y.ci, true);
-    return intr_pending(y.ci, top === WAIT);
+    if (top === -1) return (thread && y.deferq.length !== 0) || intr_pending(y.ci, true, thread);
+    return intr_pending(y.ci, top === WAIT, thread);
   }
 
   /** A runnable CPU other than `not`, chosen by the seed; undefined if none. */
   #pick(not: sim_cpu | undefined): sim_cpu | undefined {
+    const thread = this.#thread_ok();
     let n = 0;
-    for (const y of this.#cpus) if (y !== not && this.#runnable(y)) n++;
+    for (const y of this.#cpus) if (y !== not && this.#runnable(y, thread)) n++;
     if (n === 0) return undefined;
     let k = this.#rng.below(n);
-    for (const y of this.#cpus) if (y !== not && this.#runnable(y) && k-- === 0) return y;
+    for (const y of this.#cpus) if (y !== not && this.#runnable(y, thread) && k-- === 0) return y;
     return undefined;
   }
 
   /** One step of CPU y, as y, at the interrupt point it is at. */
   #step(y: sim_cpu): void {
     const top = y.frames.length === 0 ? -1 : y.frames[y.frames.length - 1]!;
+    const thread = this.#thread_ok();
     y.frames.push(RUN);
     this.#depth++;
     this.steps++;
@@ -210,7 +232,7 @@ export class sim_machine {
     this.#progress = this.#now;
     try {
       this.#als.run(y.ci, () => {
-        if (intr_point_service(y.ci, top !== PREEMPT) || top !== -1) return;
+        if (intr_point_service(y.ci, top !== PREEMPT, thread) || top !== -1 || !thread) return;
         const task = y.deferq.shift();
         if (task === undefined) return;
         try {
@@ -266,6 +288,30 @@ export class sim_machine {
         if (y === undefined) break;
         this.#step(y);
       }
+    } finally {
+      x.frames.pop();
+    }
+  }
+
+  /**
+   * md.relax (cpu_relax): the current CPU spins waiting for another: let a
+   * runnable CPU take a step; if none can, time passes (the spin may wait
+   * for a clock), and a spin that no CPU can ever end is a deadlock.
+   */
+  #relax(): void {
+    const x = this.#self();
+    this.#now += SIM_STEP_MS;
+    const y = this.#depth < SIM_MAXDEPTH ? this.#pick(x) : undefined;
+    if (y === undefined) {
+      if (this.#now - this.#progress >= SIM_SPIN_DEADLOCK_MS) {
+        throw this.#error(`deadlock: cpu${x.ci.ci_index} spins (cpu_relax) and no CPU can run for ${SIM_SPIN_DEADLOCK_MS} ms of virtual time`);
+      }
+      return;
+    }
+    /* Spinning, it takes nothing: for the scheduler it is running. */
+    x.frames.push(RUN);
+    try {
+      this.#step(y);
     } finally {
       x.frames.pop();
     }
