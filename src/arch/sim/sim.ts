@@ -66,6 +66,13 @@ export const SIM_BATCH = 256;
 /** Where virtual time starts (ms): never 0, which callers take for "unset". */
 const SIM_EPOCH_MS = 1_000_000;
 
+/*
+ * The current CPU of asynchronous code: one store for every simulated
+ * machine of this thread (one runs at a time), since each live instance
+ * costs every promise of the thread some time.
+ */
+const sim_als = new AsyncLocalStorage<cpu_info>();
+
 /** What a CPU is doing, on the stack (sim_cpu.frames). */
 const RUN = 0;
 const WAIT = 1;
@@ -119,7 +126,6 @@ export class sim_machine {
   readonly seed: number;
   readonly #rng: sim_rng;
   readonly #cpus: sim_cpu[] = [];
-  readonly #als = new AsyncLocalStorage<cpu_info>();
   #kmem: Int32Array = new Int32Array(0);
   #now = SIM_EPOCH_MS;
   /** When a step last ran (virtual), for deadlock detection. */
@@ -146,11 +152,11 @@ export class sim_machine {
   }
 
   /** The current CPU: the one whose step or asynchronous code runs, else CPU 0 (the program). */
-  current = (): cpu_info | undefined => this.#als.getStore() ?? this.#cpus[0]?.ci;
+  current = (): cpu_info | undefined => sim_als.getStore() ?? this.#cpus[0]?.ci;
 
   /** Run fn as CPU ci (its image's top-level code, its asynchronous continuations). */
   as<T>(ci: cpu_info, fn: () => T): T {
-    return this.#als.run(ci, fn);
+    return sim_als.run(ci, fn);
   }
 
   /** The cpu_md all simulated CPUs share. */
@@ -231,7 +237,7 @@ export class sim_machine {
     this.#now += SIM_STEP_MS;
     this.#progress = this.#now;
     try {
-      this.#als.run(y.ci, () => {
+      sim_als.run(y.ci, () => {
         if (intr_point_service(y.ci, top !== PREEMPT, thread) || top !== -1 || !thread) return;
         const task = y.deferq.shift();
         if (task === undefined) return;
