@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  cpu_lookup, curcpu, IPI_ARG_MAXBYTES, IPI_MSG_MAXINFLIGHT,  ipi_broadcast, ipi_multicast, ipi_register,
-  ipi_unicast, ipi_wait, ipi_wait_async, IpiRemoteError, kcpuset_create, kcpuset_set, kcpuset_shared, KCPUSET_NWORDS,
+  cpu_lookup, curcpu, IPI_ARG_MAXBYTES, IPI_MSG_MAXINFLIGHT, ipi_broadcast, ipi_multicast, ipi_register,
+  ipi_unicast, ipi_wait, ipi_wait_async, IpiRemoteError, kcpuset_countset, kcpuset_create, kcpuset_isset, kcpuset_set, kcpuset_shared, KCPUSET_NWORDS,
   kpreempt_disable, kpreempt_enable, type ipi_msg_t,
 } from 'ipi';
 import * as image from './fixtures/image.js';
@@ -207,14 +207,18 @@ test('arguments: inline values, copies, and views of shared memory by reference'
       ipi_wait(msg);
       assert.equal(echoed(), text);
     }
-    const fits = 'x'.repeat(IPI_ARG_MAXBYTES - 2); // JSON adds two quotes on the far side, not here
-    const atEdge = { func: image.echo, arg: 'é'.repeat(IPI_ARG_MAXBYTES / 2) };
-    preempt(() => ipi_unicast(atEdge, cpu_lookup(1)));
-    ipi_wait(atEdge);
-    assert.equal(echoed().length, IPI_ARG_MAXBYTES / 2 + 2);
-    assert.ok(fits.length < IPI_ARG_MAXBYTES);
-    assert.throws(() => preempt(() => ipi_unicast({ func: image.echo, arg: 'x'.repeat(IPI_ARG_MAXBYTES + 1) }, cpu_lookup(1))),
-      { name: 'RangeError', message: /msg\.arg is a string longer than IPI_ARG_MAXBYTES \(1024\) bytes/ });
+    /* IPI_ARG_MAXBYTES bytes of UTF-8 go through whole, in one-byte and two-byte characters; one byte more is refused. */
+    for (const edge of ['x'.repeat(IPI_ARG_MAXBYTES), 'é'.repeat(IPI_ARG_MAXBYTES / 2)]) {
+      assert.equal(new TextEncoder().encode(edge).length, IPI_ARG_MAXBYTES);
+      const m = { func: image.echo, arg: edge };
+      preempt(() => ipi_unicast(m, cpu_lookup(1)));
+      ipi_wait(m);
+      assert.equal(echoed(), JSON.stringify(edge));
+    }
+    for (const over of ['x'.repeat(IPI_ARG_MAXBYTES + 1), 'é'.repeat(IPI_ARG_MAXBYTES / 2) + 'x']) {
+      assert.throws(() => preempt(() => ipi_unicast({ func: image.echo, arg: over }, cpu_lookup(1))),
+        { name: 'RangeError', message: /msg\.arg is a string longer than IPI_ARG_MAXBYTES \(1024\) bytes/ });
+    }
     assert.throws(() => preempt(() => ipi_unicast({ func: image.echo, arg: { n: NaN } }, cpu_lookup(1))), /msg\.arg\.n is NaN/);
 
     /* A view of a shared buffer goes by reference: the target writes into our memory. */
@@ -224,11 +228,16 @@ test('arguments: inline values, copies, and views of shared memory by reference'
     ipi_wait(msg);
     assert.deepEqual(Array.from(new Int32Array(data)), [0, 0, 0, 0, 101, 101, 101, 101, 0, 0, 0, 0, 0, 0, 0, 0]);
 
-    /* A kcpuset_t in shared memory too. */
-    const set = kcpuset_shared(new Int32Array(data, 0, KCPUSET_NWORDS));
-    kcpuset_set(set, 1);
-    const id = ipi_register(image.echo, set);
-    assert.ok(id > 0);
+    /* A kcpuset_t in shared memory too: the target reads our set and joins it, in our memory. */
+    const set = kcpuset_shared(new Int32Array(data, 32, KCPUSET_NWORDS)); // past the view above
+    kcpuset_set(set, 0);
+    kcpuset_set(set, 5);
+    const join = { func: image.read_set, arg: set };
+    preempt(() => ipi_unicast(join, cpu_lookup(1)));
+    ipi_wait(join);
+    assert.equal(t.log[50 * ROW + 1], 2, 'the target counted the members it was given');
+    assert.deepEqual([0, 1, 5].map((c) => kcpuset_isset(set, c)), [true, true, true], 'and joined the very same set');
+    assert.equal(kcpuset_countset(set), 3);
   } finally {
     await t.machine.shutdown();
   }

@@ -7,8 +7,9 @@ import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  boot, cpu_lookup, curcpu, ipi_register, ipi_trigger, ipi_unicast, ipi_wait, IPI_MAXREG, kcpuset_create, kcpuset_isset, kcpuset_set,
-  kcpuset_shared, KCPUSET_NWORDS, ncpu, shared, softint_establish, SOFTINT_NET, xc_broadcast, xc_wait, XC_HIGHPRI,
+  boot, cpu_lookup, curcpu, IPI_ARG_MAXBYTES, ipi_register, ipi_trigger, ipi_unicast, ipi_unregister, ipi_wait, IPI_MAXREG, kcpuset_create,
+  kcpuset_isset, kcpuset_set, kcpuset_shared, KCPUSET_NWORDS, ncpu, shared, softint_establish, SOFTINT_MAXHANDLERS, SOFTINT_NET, SOFTINT_RCPU,
+  xc_broadcast, xc_wait, XC_HIGHPRI,
 } from 'ipi';
 import * as fail from './fixtures/fail_image.js';
 import * as image from './fixtures/image.js';
@@ -125,4 +126,26 @@ test('machine.unref() lets a program that never shuts down exit; ref() keeps it 
   assert.deepEqual(unref, { code: 0, stdout: 'booted\n' });
   const ref = await run([program, 'ref']);
   assert.deepEqual(ref, { code: 0, stdout: 'booted\nstill alive\n' });
+});
+
+test('a registration refused half-way leaves no slot taken: ipi_register and softint_establish roll back', T, async () => {
+  const t = await bootTest(2);
+  try {
+    /* Too long to encode: refused after the slot was claimed; the slot is free again. */
+    const long = 'x'.repeat(IPI_ARG_MAXBYTES + 1);
+    assert.throws(() => ipi_register(image.count, bad(long)), { name: 'RangeError', message: /ipi_register: arg is a string longer than IPI_ARG_MAXBYTES/ });
+    assert.equal(ipi_register(image.count, 1), 1, 'slot 1 was given back');
+    assert.throws(() => softint_establish(SOFTINT_NET, image.count, bad(long)), { name: 'RangeError', message: /softint_establish: arg is a string longer/ });
+    const first = softint_establish(SOFTINT_NET, image.count, 1)!;
+    assert.equal((first - 1) % SOFTINT_MAXHANDLERS, 4, 'the first slot after the 4 reserved ones was given back');
+    /* SOFTINT_RCPU takes an IPI id too: with none left it returns null, and gives its handler slot back. */
+    const ids: number[] = [];
+    for (let id = ipi_register(image.count, 2); id !== 0; id = ipi_register(image.count, 2)) ids.push(id);
+    assert.equal(softint_establish(SOFTINT_NET | SOFTINT_RCPU, image.count, 3), null);
+    ipi_unregister(ids.pop()!);
+    const rcpu = softint_establish(SOFTINT_NET | SOFTINT_RCPU, image.count, 3)!;
+    assert.equal((rcpu - 1) % SOFTINT_MAXHANDLERS, 5, 'the slot the refused one had claimed was given back');
+  } finally {
+    await t.machine.shutdown();
+  }
 });

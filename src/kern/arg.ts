@@ -68,7 +68,7 @@ function put_text(off: number, tag: number, s: string): boolean {
 }
 
 function get_text(off: number): string {
-  const n = i32[(off + CELL_A) >> 2]!;
+  const n = i32[(off + CELL_A) >> 2];
   /* slice: a copy, since not every runtime decodes from shared memory. */
   return decoder.decode(u8.slice(off + CELL_BYTES_OFF, off + CELL_BYTES_OFF + n));
 }
@@ -117,9 +117,9 @@ function json_replacer(_key: string, v: unknown): unknown {
 /** JSON.parse's reviver: markers become views of this CPU's shared buffers again. */
 function json_reviver(_key: string, v: unknown): unknown {
   if (typeof v !== 'object' || v === null || !(VIEW_KEY in v)) return v;
-  const [tag, kind, id, byteOffset, length] = (v as Record<string, number[]>)[VIEW_KEY]!;
-  const buf = shared_buf(id!);
-  return tag === T_KCPUSET ? kcpuset_shared(new Int32Array(buf, byteOffset, length)) : new VIEW_KINDS[kind!]!(buf, byteOffset!, length!);
+  const [tag, kind, id, byteOffset, length] = (v as Record<string, number[]>)[VIEW_KEY];
+  const buf = shared_buf(id);
+  return tag === T_KCPUSET ? kcpuset_shared(new Int32Array(buf, byteOffset, length)) : new VIEW_KINDS[kind](buf, byteOffset, length);
 }
 
 /** The number of the machine shared buffer v views; throws if it views other memory. */
@@ -244,8 +244,8 @@ export function arg_decode_gen(ci: cpu_info, cell: number, gen: number): unknown
 }
 
 function get_shared_ref(ci: cpu_info, cell: number, off: number, tag: number): unknown {
-  const kind = i32[(off + CELL_A) >> 2]!, id = i32[(off + CELL_B) >> 2]!, length = i32[(off + CELL_C) >> 2]!;
-  const byteOffset = f64[(off + CELL_NUM) >> 3]!;
+  const kind = i32[(off + CELL_A) >> 2], id = i32[(off + CELL_B) >> 2], length = i32[(off + CELL_C) >> 2];
+  const byteOffset = f64[(off + CELL_NUM) >> 3];
   const k = cell * 4;
   const key = ci.ci_argviewkey;
   const hit = ci.ci_argview[cell];
@@ -255,7 +255,7 @@ function get_shared_ref(ci: cpu_info, cell: number, off: number, tag: number): u
   const buf = shared_buf(id);
   const made = tag === T_KCPUSET
     ? kcpuset_shared(new Int32Array(buf, byteOffset, length))
-    : new VIEW_KINDS[kind]!(buf, byteOffset, length);
+    : new VIEW_KINDS[kind](buf, byteOffset, length);
   ci.ci_argview[cell] = made;
   key[k] = tag * 64 + kind;
   key[k + 1] = id;
@@ -267,7 +267,7 @@ function get_shared_ref(ci: cpu_info, cell: number, off: number, tag: number): u
 /** Read the value in cell `cell`, on CPU ci (its caches). */
 export function arg_decode(ci: cpu_info, cell: number): unknown {
   const off = cell_offset(cell);
-  const tag = i32[(off + CELL_TAG) >> 2]!;
+  const tag = i32[(off + CELL_TAG) >> 2];
   switch (tag) {
     case T_NUMBER: return f64[(off + CELL_NUM) >> 3];
     case T_UNDEFINED: return undefined;
@@ -286,7 +286,7 @@ export function arg_decode(ci: cpu_info, cell: number): unknown {
 /** Read a cell that holds plain data with no view in it (a record): no CPU's caches are involved. */
 export function arg_decode_record(cell: number): unknown {
   const off = cell_offset(cell);
-  const tag = i32[(off + CELL_TAG) >> 2]!;
+  const tag = i32[(off + CELL_TAG) >> 2];
   if (tag !== T_JSON) throw new IpiError(`arg_decode_record: cell ${cell} holds no record (tag ${tag})`);
   return JSON.parse(get_text(off));
 }

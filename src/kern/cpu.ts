@@ -185,7 +185,7 @@ export function machine_attach(n: number, diag: boolean): void {
 
 /** The cpu_info of CPU index, whatever CPU is current (attaching). @internal */
 export function cpu_at(index: number): cpu_info {
-  return cpus[index]!;
+  return cpus[index];
 }
 
 /** Forget the machine (shutdown). @internal */
@@ -262,7 +262,7 @@ export function cpu_lookup(idx: number): cpu_info {
   cpu_self('cpu_lookup');
   if (typeof idx !== 'number') throw typeError('cpu_lookup', 'idx', 'a number', idx);
   if (!Number.isInteger(idx) || idx < 0 || idx >= ncpu) throw rangeError('cpu_lookup', 'idx', `an integer in [0, ${ncpu})`, idx);
-  return cpus[idx]!;
+  return cpus[idx];
 }
 
 /**
@@ -336,9 +336,9 @@ export function cpu_dead_p(c: number): boolean {
 /** Enter an activity; returns the one to restore with act_leave(). */
 export function act_enter(ci: cpu_info, kind: number, arg: number): number {
   const w = ci.ci_act;
-  const prev = i32[w]!;
+  const prev = i32[w];
   i32[w] = kind | (arg << ACT_SHIFT);
-  i32[w + 1]!++;
+  i32[w + 1]++;
   return prev;
 }
 
@@ -346,7 +346,7 @@ export function act_enter(ci: cpu_info, kind: number, arg: number): number {
 export function act_leave(ci: cpu_info, prev: number): void {
   const w = ci.ci_act;
   i32[w] = prev;
-  i32[w + 1]!++;
+  i32[w + 1]++;
 }
 
 /** Another CPU's activity: [kind, arg, sequence number]. */

@@ -189,7 +189,7 @@ export class IpiCpuDeadError extends IpiError {
  * IpiCpuDeadError carrying them all in `errors`.
  */
 export function failures_error(fn: string, failures: readonly IpiCpuFailure[]): IpiCpuFailure {
-  if (failures.length === 1) return failures[0]!;
+  if (failures.length === 1) return failures[0];
   const threw = failures.find((f): f is IpiRemoteError => f instanceof IpiRemoteError);
   if (threw !== undefined) {
     return new IpiRemoteError(fn, threw.cpu, threw.remoteName, threw.remoteMessage, threw.remoteStack, failures);

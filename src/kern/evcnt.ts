@@ -52,10 +52,10 @@ export interface cpu_evcnt {
 export function evcnt_read(ncpu: number): cpu_evcnt[] {
   const out: cpu_evcnt[] = [];
   for (let c = 0; c < ncpu; c++) {
-    const ev = (e: number): number => L.f64[L.evcnt_index(c, e)]!;
+    const ev = (e: number): number => L.f64[L.evcnt_index(c, e)];
     const ipi: ipi_evcnt[] = [];
     for (let id = 0; id < IPI_MAXREG; id++) {
-      const at = (e: number): number => L.f64[L.evcnt_id_index(c, id, e)]!;
+      const at = (e: number): number => L.f64[L.evcnt_id_index(c, id, e)];
       const sent = at(L.EVI_SENT), coalesced = at(L.EVI_COALESCED), runs = at(L.EVI_RUN);
       if (sent || runs) ipi.push({ id, sent, coalesced, doorbells: sent - coalesced, runs });
     }

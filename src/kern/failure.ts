@@ -86,7 +86,7 @@ export function rejected_failure(reason: unknown, context: string): error_record
 
 /** An asynchronous handler failed (threw, or its promise rejected): count it and report it. */
 function handler_failed(me: number, e: unknown): void {
-  f64[evcnt_index(me, EV_INTR_ERROR)]!++;
+  f64[evcnt_index(me, EV_INTR_ERROR)]++;
   md.report(e);
 }
 
@@ -141,7 +141,7 @@ function err_alloc(cpu: number): number {
 export function fail_note(cpu: number, kind: number, id: number, seq: number, e: unknown): void {
   const r = err_alloc(cpu);
   if (r < 0) {
-    f64[evcnt_index(cpu, EV_ERR_LOST)]!++;
+    f64[evcnt_index(cpu, EV_ERR_LOST)]++;
     return;
   }
   arg_encode_text(cell_err(cpu, r), JSON.stringify(error_fit(error_record(e))));

@@ -37,12 +37,12 @@ import { Machine } from './machine.js';
 import { md, md_attach, type cpu_boot_args, type cpu_handle, type cpu_md, type runtime_md } from './md.js';
 import { IPI_SYNCH_ID, MAXCPUS } from './param.js';
 import { shared_attach, shared_detach } from './shared.js';
-import { softint_attach, softint_cpu_dead, softint_drop, softint_schedule } from './softint.js';
+import { softint_attach, softint_cpu_dead, softint_schedule } from './softint.js';
 import { sym_compare, sym_init, sym_load_module } from './symbol.js';
 import { xc_attach, xc_cpu_dead, xc_highpri_softint, xc_init, xc_nullop } from './xcall.js';
 
 /** The library's own kernel symbols, in a fixed order: numbered first, alike on every CPU. */
-const BUILTINS = [ipi_nullop, softint_schedule, softint_drop, xc_highpri_softint, xc_nullop];
+const BUILTINS = [ipi_nullop, softint_schedule, xc_highpri_softint, xc_nullop];
 
 /** boot({ simulate }): run every CPU on this thread under a seeded scheduler (src/arch/sim). */
 export interface SimulateOptions {
@@ -92,13 +92,13 @@ const BOOT_OPTIONS: readonly (keyof BootOptions)[] = ['ncpu', 'image', 'shared',
 function nearest(name: string): string | undefined {
   const dist = (a: string, b: string): number => {
     const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-    for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+    for (let j = 1; j <= b.length; j++) d[0][j] = j;
     for (let i = 1; i <= a.length; i++) {
       for (let j = 1; j <= b.length; j++) {
-        d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
       }
     }
-    return d[a.length]![b.length]!;
+    return d[a.length][b.length];
   };
   return BOOT_OPTIONS.find((k) => dist(name.toLowerCase(), k.toLowerCase()) <= 2);
 }
@@ -313,7 +313,7 @@ export async function boot_machine(options: BootOptions, runtime: runtime_md, en
     halt,
     terminate: async (c) => {
       terminated.add(c);
-      await handles[c - 1]!.terminate();
+      await handles[c - 1].terminate();
     },
     ref: (keep) => {
       for (const h of handles) h.ref(keep);

@@ -64,7 +64,7 @@ export function cpu_ring(target: number): void {
 
 /** Count a doorbell rung by `ci`. */
 export function cpu_ring_counted(ci: cpu_info, target: number): void {
-  f64[evcnt_index(ci.ci_index, EV_DOORBELL)]!++;
+  f64[evcnt_index(ci.ci_index, EV_DOORBELL)]++;
   cpu_ring(target);
 }
 
@@ -142,7 +142,7 @@ export function intr_hard(ci: cpu_info): boolean {
   ci.ci_ilevel = IPL_HIGH;
   ci.ci_idepth++;
   try {
-    for (let vec = Atomics.exchange(i32, ci.ci_mdipi, 0); vec !== 0; vec &= vec - 1) vec_md[31 - Math.clz32(vec & -vec)]!(ci);
+    for (let vec = Atomics.exchange(i32, ci.ci_mdipi, 0); vec !== 0; vec &= vec - 1) vec_md[31 - Math.clz32(vec & -vec)](ci);
     vec_ipi(ci);
   } finally {
     ci.ci_idepth--;
@@ -222,7 +222,7 @@ export function cpu_relax(): void {
  */
 export function getmicrouptime(): number {
   cpu_self('getmicrouptime');
-  return (md.now() - f64[H_BOOTTIME >> 1]!) * 1000;
+  return (md.now() - f64[H_BOOTTIME >> 1]) * 1000;
 }
 
 /* ---------------------------------------------------------- thread work */
@@ -322,7 +322,7 @@ function doorbell_poll(ci: cpu_info, bell: number, seen: number): boolean {
   let deadline = 0;
   for (let spins = 1; ; spins++) {
     if (Atomics.load(i32, bell) !== seen) {
-      f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]!++;
+      f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]++;
       return true;
     }
     if ((spins & POLL_CLOCK_SPINS) === 0 && (deadline = poll_deadline(deadline)) === 0) return false;
@@ -429,7 +429,7 @@ class wait_watch {
     this.#sample(now);
     const waited = now - this.start;
     if (waited >= timeout) {
-      f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]!++;
+      f64[evcnt_index(ci.ci_index, EV_TIMEOUT)]++;
       throw timeout_error(w, timeout, this.#report(now));
     }
     if (!this.stalled && diagnostic && timeout === Infinity && waited >= stall_ms) {
@@ -531,7 +531,7 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
         throw new IpiError(`${wait_name(w)}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); ` +
           `use ${WAIT_ALT[w]}`);
       }
-      f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
+      f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
       md.sleep(bell, seen, sleep_ms(timeout, waited, watch));
       /* Woken and not done: from now on, watch who owes it (the fast path never gets here). */
       watch ??= new wait_watch(ci, chan, x, start);
@@ -570,7 +570,7 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
         watch ??= new wait_watch(ci, chan, x, start);
         watch.check(w, now, timeout);
       }
-      f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
+      f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
       const p = md.sleep_async(bell, seen, sleep_ms(timeout, waited, watch));
       if (p !== undefined) await p;
       watch ??= new wait_watch(ci, chan, x, start);
@@ -608,7 +608,7 @@ export async function cpu_idle(ci: cpu_info, poll: boolean): Promise<void> {
     }
     if (burst !== 0 && poll && poll_ms > 0 && doorbell_poll(ci, bell, seen)) continue;
     burst = 0;
-    f64[evcnt_index(ci.ci_index, EV_SLEEP)]!++;
+    f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
     const p = md.sleep_async(bell, seen, Infinity);
     if (p !== undefined) await p;
   }

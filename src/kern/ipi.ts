@@ -203,10 +203,10 @@ export function ipi_nullop(): void {}
 function ipi_mark_pending(self: number, ipi_id: number, target: number): boolean {
   const w = cpu_word(target, C_IPIPEND);
   const bit = 1 << ipi_id;
-  f64[evcnt_id_index(self, ipi_id, EVI_SENT)]!++;
+  f64[evcnt_id_index(self, ipi_id, EVI_SENT)]++;
   /* The check alone: a trigger that finds the bit set writes nothing shared. */
   if ((Atomics.load(i32, w) & bit) === 0 && (Atomics.or(i32, w, bit) & bit) === 0) return true;
-  f64[evcnt_id_index(self, ipi_id, EVI_COALESCED)]!++;
+  f64[evcnt_id_index(self, ipi_id, EVI_COALESCED)]++;
   return false;
 }
 
@@ -247,14 +247,14 @@ export function ipi_trigger(ipi_id: number, ci: cpu_info): void {
 function target_check(fn: string, target: unknown): kcpuset_t {
   if (!(target instanceof kcpuset_t)) throw typeError(fn, 'target', 'a kcpuset_t', target);
   for (let w = 0; w < KCPUSET_NWORDS; w++) {
-    const extra = target.bits[w]! & ~kcpuset_attached.bits[w]!;
+    const extra = target.bits[w] & ~kcpuset_attached.bits[w];
     if (extra !== 0) {
       throw new IpiAssertionError(`${fn}: assertion "kcpuset_match(target ∩ kcpuset_attached, target)" failed: ` +
         `the set holds cpu${w * 32 + 31 - Math.clz32(extra & -extra)}, which is not attached (ncpu ${ncpu})`);
     }
   }
   for (let w = 0; w < NW; w++) {
-    const dead = target.bits[w]! & ~Atomics.load(kcpuset_running.bits, w);
+    const dead = target.bits[w] & ~Atomics.load(kcpuset_running.bits, w);
     if (dead !== 0) {
       const c = w * 32 + 31 - Math.clz32(dead & -dead);
       if (cpu_dead_p(c)) throw cpu_dead_error(fn, c, true);
@@ -269,7 +269,7 @@ function ipi_trigger_multi_internal(fn: string, ipi_id: number, target: kcpuset_
   const me = self.ci_index;
   let local = false;
   for (let w = 0; w < NW; w++) {
-    for (let bits = target.bits[w]!; bits !== 0; bits &= bits - 1) {
+    for (let bits = target.bits[w]; bits !== 0; bits &= bits - 1) {
       const c = w * 32 + 31 - Math.clz32(bits & -bits);
       if (c === me) {
         local = true;
@@ -316,7 +316,7 @@ export function ipi_cpu_handler(ci: cpu_info): void {
   const me = ci.ci_index;
   const pending = Atomics.exchange(i32, ci.ci_ipipend, 0);
   if (pending === 0) return;
-  f64[evcnt_index(me, EV_INTR)]!++;
+  f64[evcnt_index(me, EV_INTR)]++;
   /* Acquire: the swap above makes the triggering CPUs' earlier writes visible. */
   const depth = ci.ci_ipidepth;
   const snap = ci.ci_ipigen[depth] ?? (ci.ci_ipigen[depth] = new Int32Array(IPI_MAXREG));
@@ -332,11 +332,11 @@ export function ipi_cpu_handler(ci: cpu_info): void {
         ipi_msg_cpu_handler(ci);
         continue;
       }
-      const gen = snap[id]!;
+      const gen = snap[id];
       const f = Atomics.load(i32, ipireg_word(id, R_FUNC));
       /* Unregistered, re-registered or being registered since the bit was taken: stale. */
       if (f <= 0 || Atomics.load(i32, ipireg_word(id, R_GEN)) !== gen) continue;
-      f64[evcnt_id_index(me, id, EVI_RUN)]!++;
+      f64[evcnt_id_index(me, id, EVI_RUN)]++;
       handler_run(ci, ACT_IPI, f - 1, arg_decode_gen(ci, cell_ipireg(id), gen));
     }
   } finally {
@@ -409,7 +409,7 @@ function msg_prepare(ci: cpu_info, fn: string, msg: ipi_msg_t<unknown>): number 
     throw new IpiError(`${fn}: ${ci} has IPI_MSG_MAXINFLIGHT (${IPI_MSG_MAXINFLIGHT}) messages ` +
       'in flight: ipi_wait() for a message before sending more');
   }
-  const d = ci.ci_msgfree[--ci.ci_msgtop]!;
+  const d = ci.ci_msgfree[--ci.ci_msgtop];
   try {
     arg_encode(fn, 'msg.arg', cell_msg(d), msg.arg);
   } catch (e) {
@@ -417,7 +417,7 @@ function msg_prepare(ci: cpu_info, fn: string, msg: ipi_msg_t<unknown>): number 
     throw e;
   }
   i32[msg_word(d, M_FUNC)] = sym;
-  i32[msg_word(d, M_SEQ)]!++;
+  i32[msg_word(d, M_SEQ)]++;
   ci.ci_msgobj[d - ci.ci_msgbase] = msg;
   ci.ci_msglocal[d - ci.ci_msgbase] = NO_ERROR;
   ci.ci_msgof.set(msg, d);
@@ -460,14 +460,14 @@ function msg_send(self: cpu_info, target: number, d: number): void {
  */
 function put_msg(self: cpu_info, target: number, d: number): boolean {
   const mbox = cpu_word(target, C_MBOX);
-  f64[evcnt_index(self.ci_index, EV_MSG_SENT)]!++;
+  f64[evcnt_index(self.ci_index, EV_MSG_SENT)]++;
   for (let full = 0; ; full++) {
     for (let i = 0; i < IPI_MSG_SLOTS; i++) {
       /* Publish: the descriptor's plain writes are ordered before this CAS. */
       if (Atomics.compareExchange(i32, mbox + i, 0, d + 1) === 0) return true;
     }
     /* All slots full: the target is busy.  Take our own interrupts while we spin. */
-    if (full === 0) f64[evcnt_index(self.ci_index, EV_MBOX_FULL)]!++;
+    if (full === 0) f64[evcnt_index(self.ci_index, EV_MBOX_FULL)]++;
     if (cpu_dead_p(target)) {
       msg_write_off(d, target);
       return false;
@@ -495,7 +495,7 @@ function mbox_full_wait(self: cpu_info, target: number, spins: number): void {
  */
 function msg_ack(d: number, me: number, failure: unknown): void {
   if (failure !== NO_ERROR) {
-    fail_note(me, ERR_MSG, d, i32[msg_word(d, M_SEQ)]!, failure);
+    fail_note(me, ERR_MSG, d, i32[msg_word(d, M_SEQ)], failure);
     set_add(msg_failed(d), me);
   }
   /* Release: the function's effects and the failure are visible to whoever sees us leave the set. */
@@ -517,8 +517,8 @@ function ipi_msg_cpu_handler(ci: cpu_info): void {
     const d = slot - 1;
     /* Clear the slot before running, so the sender can use it again at once. */
     Atomics.store(i32, mbox + i, 0);
-    f64[evcnt_index(me, EV_MSG_HANDLED)]!++;
-    const sym = i32[msg_word(d, M_FUNC)]!;
+    f64[evcnt_index(me, EV_MSG_HANDLED)]++;
+    const sym = i32[msg_word(d, M_FUNC)];
     const act = act_enter(ci, ACT_MSG, sym);
     let failure: unknown = NO_ERROR;
     try {
@@ -628,7 +628,7 @@ const msg_chan: wait_chan = {
 /** Give d back to CPU ci's pool; throw its failures, if any. */
 function msg_finish(ci: cpu_info, fn: string, d: number): void {
   const local = ci.ci_msglocal[d - ci.ci_msgbase];
-  const failures = fail_collect(fn, ERR_MSG, d, i32[msg_word(d, M_SEQ)]!, msg_failed(d));
+  const failures = fail_collect(fn, ERR_MSG, d, i32[msg_word(d, M_SEQ)], msg_failed(d));
   desc_release(ci, d);
   if (failures.length === 0) {
     if (local !== NO_ERROR) throw local;

@@ -13,9 +13,9 @@ let byName = new Map<string, SharedArrayBuffer>();
 
 export function shared_attach(record: Readonly<Record<string, SharedArrayBuffer>>): void {
   names = Object.keys(record).sort();
-  buffers = names.map((n) => record[n]!);
+  buffers = names.map((n) => record[n]);
   index = new Map(buffers.map((b, i) => [b, i]));
-  byName = new Map(names.map((n, i) => [n, buffers[i]!]));
+  byName = new Map(names.map((n, i) => [n, buffers[i]]));
 }
 
 export function shared_detach(): void {
@@ -44,5 +44,5 @@ export function shared_id(b: ArrayBufferLike): number {
 }
 
 export function shared_buf(id: number): SharedArrayBuffer {
-  return buffers[id]!;
+  return buffers[id];
 }

@@ -31,8 +31,9 @@
  *   1. marks the handler dying (SOFTINT_DYING in its flags): from then on a
  *      schedule of it, local or remote, does nothing, and a queued run of
  *      it is dropped;
- *   2. runs a high-priority xcall at the handler's own level on every CPU,
- *      which also drops it from that CPU's queues.  A soft interrupt at one
+ *   2. runs a high-priority xcall at the handler's own level on every CPU:
+ *      the dispatch has passed any entry of the handler queued there before
+ *      (same level, FIFO) and dropped it for dying.  A soft interrupt at one
  *      level never runs inside another handler of that level, so when the
  *      xcall has run everywhere, no CPU is running the handler, even one
  *      that took interrupts inside it; and no CPU is inside a schedule
@@ -79,7 +80,7 @@ const SOFTINT_DYING = 0x10000;
 const SOFTINT_IPL = [IPL_SOFTCLOCK, IPL_SOFTBIO, IPL_SOFTNET, IPL_SOFTSERIAL] as const;
 
 /** The IPL soft interrupt level `level` runs at. */
-export const softint_ipl = (level: number): number => SOFTINT_IPL[level]!;
+export const softint_ipl = (level: number): number => SOFTINT_IPL[level];
 
 /** Slots the library reserves for itself: one per level, for xcall(9) at high priority. */
 export const SOFTINT_RESERVED = SOFTINT_COUNT;
@@ -115,42 +116,27 @@ function stale(fn: string, cookie: number): IpiError {
 
 /*
  * Each CPU's queues, in its cpu_info: a ring per level of (handler,
- * generation) entries (ci_softq, ci_softqgen, ci_softqhead, ci_softqlen).
- * An entry is live while ci_softqueued[h] equals its generation; others
- * are dead and skipped.  Live entries are at most one per handler, so a
- * full ring holds dead ones and softint_compact() makes room.
+ * generation) entries (ci_softq, ci_softqgen, ci_softqhead, ci_softqlen),
+ * and per handler the generation it is queued for (ci_softqueued).  An
+ * entry leaves its ring only when the dispatch reaches it, which marks the
+ * handler not queued before it checks anything; so at most one entry per
+ * handler is in a ring, and a ring of SOFTINT_MAXHANDLERS entries never
+ * fills.  (An entry of a handler disestablished meanwhile is reached by
+ * the dispatch before softint_disestablish returns: its barrier runs at
+ * the handler's level, after the entry, in the same FIFO.)
  */
-
-/** Remove the dead entries of ci's ring at `level`, keeping the order of the live ones. */
-function softint_compact(ci: cpu_info, level: number): void {
-  const q = ci.ci_softq[level]!, g = ci.ci_softqgen[level]!;
-  const head = ci.ci_softqhead[level]!, len = ci.ci_softqlen[level]!;
-  /* The ring wraps: gather the live entries first. */
-  const live: number[] = [];
-  for (let i = 0, at = head; i < len; i++, at = (at + 1) % SOFTINT_MAXHANDLERS) {
-    if (ci.ci_softqueued[q[at]!] === g[at]) live.push(q[at]!, g[at]!);
-  }
-  for (let i = 0; i < live.length; i += 2) {
-    q[i >> 1] = live[i]!;
-    g[i >> 1] = live[i + 1]!;
-  }
-  ci.ci_softqhead[level] = 0;
-  ci.ci_softqlen[level] = live.length >> 1;
-}
 
 /** Queue handler h, generation gen, at `level` on CPU ci unless it is queued already. */
 function softint_mark(ci: cpu_info, h: number, gen: number, level: number): void {
   if (ci.ci_softqueued[h] === gen) return; // pending already: coalesce
-  /* Not queued, or queued for an older generation (now dead): queue it afresh. */
   ci.ci_softqueued[h] = gen;
-  if (ci.ci_softqlen[level] === SOFTINT_MAXHANDLERS) softint_compact(ci, level);
-  KASSERT(ci.ci_softqlen[level]! < SOFTINT_MAXHANDLERS, 'softint_schedule', 'queue not full', 'internal error: soft interrupt queue overflow');
-  const at = (ci.ci_softqhead[level]! + ci.ci_softqlen[level]!) % SOFTINT_MAXHANDLERS;
-  ci.ci_softq[level]![at] = h;
-  ci.ci_softqgen[level]![at] = gen;
-  ci.ci_softqlen[level]!++;
+  KASSERT(ci.ci_softqlen[level] < SOFTINT_MAXHANDLERS, 'softint_schedule', 'queue not full', 'internal error: soft interrupt queue overflow');
+  const at = (ci.ci_softqhead[level] + ci.ci_softqlen[level]) % SOFTINT_MAXHANDLERS;
+  ci.ci_softq[level][at] = h;
+  ci.ci_softqgen[level][at] = gen;
+  ci.ci_softqlen[level]++;
   ci.ci_softpending |= 1 << level;
-  f64[evcnt_index(ci.ci_index, EV_SOFT_SCHED)]!++;
+  f64[evcnt_index(ci.ci_index, EV_SOFT_SCHED)]++;
   /*
    * Inside a soft interrupt the dispatch loop under us takes it.  Anywhere
    * else ring our own doorbell: thread context has no pass coming, and a
@@ -168,7 +154,7 @@ export function softint_schedule_reserved(ci: cpu_info, level: number): void {
 /** Levels whose IPL is above `ipl`, as a mask of bits 1 << level. */
 function softint_levels_above(ipl: number): number {
   let mask = 0;
-  for (let level = 0; level < SOFTINT_COUNT; level++) if (SOFTINT_IPL[level]! > ipl) mask |= 1 << level;
+  for (let level = 0; level < SOFTINT_COUNT; level++) if (SOFTINT_IPL[level] > ipl) mask |= 1 << level;
   return mask;
 }
 
@@ -184,13 +170,13 @@ export function softint_dispatch(ci: cpu_info): boolean {
   for (let level = SOFTINT_COUNT - 1; level >= 0; level--) {
     const bit = 1 << level;
     if ((ci.ci_softpending & allowed & bit) === 0) continue;
-    const ipl = SOFTINT_IPL[level]!;
-    const q = ci.ci_softq[level]!, g = ci.ci_softqgen[level]!, head = ci.ci_softqhead, len = ci.ci_softqlen;
-    /* Ring state is re-read every time: a handler may queue, or softint_drop() compact, meanwhile. */
-    while (len[level]! > 0) {
-      const h = q[head[level]!]!, gen = g[head[level]!]!;
-      head[level] = (head[level]! + 1) % SOFTINT_MAXHANDLERS;
-      len[level]!--;
+    const ipl = SOFTINT_IPL[level];
+    const q = ci.ci_softq[level], g = ci.ci_softqgen[level], head = ci.ci_softqhead, len = ci.ci_softqlen;
+    /* Ring state is re-read every time: a handler may queue meanwhile. */
+    while (len[level] > 0) {
+      const h = q[head[level]], gen = g[head[level]];
+      head[level] = (head[level] + 1) % SOFTINT_MAXHANDLERS;
+      len[level]--;
       if (ci.ci_softqueued[h] !== gen) continue; // dead: dropped or superseded
       ci.ci_softqueued[h] = -1; // before running: a handler may schedule itself again
       /* Acquire: the atomic loads make the establishing CPU's writes of the slot visible. */
@@ -202,7 +188,7 @@ export function softint_dispatch(ci: cpu_info): boolean {
       const s = ci.ci_ilevel;
       ci.ci_ilevel = ipl;
       ci.ci_softdepth++;
-      f64[evcnt_index(ci.ci_index, EV_SOFT_RUN)]!++;
+      f64[evcnt_index(ci.ci_index, EV_SOFT_RUN)]++;
       try {
         handler_run(ci, ACT_SOFT, f - 1, arg_decode_gen(ci, cell_softint(h), gen));
       } finally {
@@ -305,7 +291,7 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
    */
   KASSERT((flags & SOFTINT_DYING) === 0, fn, 'sh->sh_func != NULL', 'disestablished concurrently', cookie);
   /* 2. Every CPU forgets it, at a point where it runs no handler of its level. */
-  softint_barrier(flags & SOFTINT_LVLMASK, h);
+  softint_barrier(flags & SOFTINT_LVLMASK);
   /* 3. No trigger for it is made any more (all schedules that saw it alive are done): release the id. */
   const id = Atomics.load(i32, softreg_word(h, S_IPIID));
   if (id !== 0) ipi_unregister(id);
@@ -317,26 +303,18 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
   Atomics.store(i32, softreg_word(h, S_FUNC), 0);
 }
 
-/** xcall function of softint_disestablish: forget handler h on this CPU. @internal */
-export function softint_drop(h: number): void {
-  const ci = cpu_self('softint_drop');
-  if (ci.ci_softqueued[h] === -1) return;
-  ci.ci_softqueued[h] = -1;
-  for (let level = 0; level < SOFTINT_COUNT; level++) if (ci.ci_softqlen[level]! > 0) softint_compact(ci, level);
-}
-
 /*
- * Step 2 of softint_disestablish: run softint_drop(h) on every running CPU
- * as a soft interrupt at `level` and wait for it, which xcall(9) does (a
- * high-priority xcall).  xcall is built on softint, so it fills this entry
- * when it attaches, rather than softint importing it.
+ * Step 2 of softint_disestablish: a soft interrupt at `level` has run on
+ * every running CPU since, which xcall(9) does (a high-priority xcall of
+ * nothing at that level).  xcall is built on softint, so it fills this
+ * entry when it attaches, rather than softint importing it.
  */
-let softint_barrier: (level: number, h: number) => void = () => {
+let softint_barrier: (level: number) => void = () => {
   throw new IpiError('softint_disestablish: xcall(9) is not attached');
 };
 
 /** Fill in the barrier entry (xcall, when it attaches). @internal */
-export function softint_establish_barrier(fn: (level: number, h: number) => void): void {
+export function softint_establish_barrier(fn: (level: number) => void): void {
   softint_barrier = fn;
 }
 
@@ -395,7 +373,7 @@ export function softint_schedule_cpu(cookie: softint_cookie_t, ci: cpu_info): vo
     'establish the handler with SOFTINT_RCPU to schedule it on a remote CPU', cookie);
   if ((flags & SOFTINT_DYING) !== 0) return;
   if (cpu_dead_p(target)) throw cpu_dead_error(fn, target, true);
-  f64[evcnt_index(self.ci_index, EV_SOFT_REMOTE)]!++;
+  f64[evcnt_index(self.ci_index, EV_SOFT_REMOTE)]++;
   /* No interrupt point since the checks: disestablish's xcall cannot have passed this CPU, so the id is still ours. */
   ipi_trigger(id, ci);
 }

@@ -100,7 +100,7 @@ export function sym_id(ci: cpu_info, fn: string, what: string, f: unknown): numb
 
 /** CPU ci's function with symbol number id. */
 export function sym_func(ci: cpu_info, id: number): kernel_func {
-  return ci.ci_symtab[id]!;
+  return ci.ci_symtab[id];
 }
 
 /** The name of symbol id on CPU ci, for reports. */

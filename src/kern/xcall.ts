@@ -67,7 +67,7 @@ import {
 import { md } from './md.js';
 import { XC_HISTORY } from './param.js';
 import {
-  SOFTINT_BIO, SOFTINT_CLOCK, softint_drop, softint_establish_barrier, softint_establish_reserved, softint_ipl, SOFTINT_NET,
+  SOFTINT_BIO, SOFTINT_CLOCK, softint_establish_barrier, softint_establish_reserved, softint_ipl, SOFTINT_NET,
   softint_schedule_reserved, SOFTINT_SERIAL,
 } from './softint.js';
 import { sym_func, sym_id } from './symbol.js';
@@ -124,9 +124,9 @@ export function xc_init(ci: cpu_info): void {
 export function xc_attach(): void {
   intr_establish_md(VEC_XCALL_LOW, xc_vector_low);
   intr_establish_md(VEC_XCALL_HIGH, xc_vector_high);
-  softint_establish_barrier((level, h) => {
-    xc_wait_live(W_SOFTINT_DISESTABLISH, xc_issue('softint_disestablish', W_SOFTINT_DISESTABLISH, XC_HIGHPRI_IPL(softint_ipl(level)), softint_drop,
-      h, undefined, null));
+  softint_establish_barrier((level) => {
+    xc_wait_live(W_SOFTINT_DISESTABLISH, xc_issue('softint_disestablish', W_SOFTINT_DISESTABLISH, XC_HIGHPRI_IPL(softint_ipl(level)), xc_nullop,
+      undefined, undefined, null));
   });
 }
 
@@ -223,7 +223,7 @@ function flags_check(fn: string, flags: unknown): number {
  * them, and mark it being reset.  Returns its number.
  */
 function xc_record_take(cls: number): number {
-  const calls = i32[xcall_word(cls, X_CALLS)]! + 1;
+  const calls = i32[xcall_word(cls, X_CALLS)] + 1;
   i32[xcall_word(cls, X_CALLS)] = calls;
   const r = calls % XC_HISTORY;
   const where = Atomics.exchange(i32, xcrec_word(cls, r, XR_WHERE), 0);
@@ -276,7 +276,7 @@ function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unk
     if (cls === XC_CLASS_HIGH) thread_work_hold(self, -1);
     xc_unlock(cls);
   }
-  f64[evcnt_index(me, cls === XC_CLASS_HIGH ? EV_XC_HIGH : EV_XC_LOW)]!++;
+  f64[evcnt_index(me, cls === XC_CLASS_HIGH ? EV_XC_HIGH : EV_XC_LOW)]++;
   const vec = cls === XC_CLASS_HIGH ? VEC_XCALL_HIGH : VEC_XCALL_LOW;
   for (let c = 0; c < ncpu; c++) {
     if (!xc_targeted(cls, r, c)) continue;
@@ -417,7 +417,7 @@ export function xc_nullop(): void {}
 /** The vector handlers (interrupt context): start ci's part of the call in flight. */
 function xc_vector(ci: cpu_info, cls: number): void {
   if (cls === XC_CLASS_LOW) thread_defer(ci, xc_lowpri_run);
-  else softint_schedule_reserved(ci, i32[xcall_word(XC_CLASS_HIGH, X_LEVEL)]!);
+  else softint_schedule_reserved(ci, i32[xcall_word(XC_CLASS_HIGH, X_LEVEL)]);
 }
 
 function xc_vector_low(ci: cpu_info): void {
@@ -479,10 +479,10 @@ function xc_run(cls: number): void {
   if (!xc_claim(cls, self.ci_index)) return;
   const where = Atomics.load(i32, xcall_word(cls, X_HEADP));
   const r = Atomics.load(i32, xcall_word(cls, X_REC));
-  const sym = i32[xcall_word(cls, X_FUNC)]!;
+  const sym = i32[xcall_word(cls, X_FUNC)];
   const act = act_enter(self, ACT_XCALL, sym);
   let failure: unknown = NO_FAILURE;
-  self.ci_xcactive[cls]!++;
+  self.ci_xcactive[cls]++;
   try {
     const res = (sym_func(self, sym) as xcfunc_t)(arg_decode(self, cell_xcall(cls, 0)), arg_decode(self, cell_xcall(cls, 1)));
     if (thenable_p(res)) {
@@ -495,7 +495,7 @@ function xc_run(cls: number): void {
   } catch (e) {
     failure = e;
   } finally {
-    self.ci_xcactive[cls]!--;
+    self.ci_xcactive[cls]--;
     act_leave(self, act);
   }
   xc_complete(cls, r, where, self.ci_index, failure);

@@ -107,18 +107,18 @@ class sim_rng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
       this.#s[i] = (z ^ (z >>> 16)) >>> 0;
     }
-    if ((this.#s[0]! | this.#s[1]! | this.#s[2]! | this.#s[3]!) === 0) this.#s[0] = 1;
+    if ((this.#s[0] | this.#s[1] | this.#s[2] | this.#s[3]) === 0) this.#s[0] = 1;
   }
 
   /** A uniform integer in [0, n). */
   below(n: number): number {
     const s = this.#s;
-    const t = s[0]! ^ (s[0]! << 11);
-    s[0] = s[1]!;
-    s[1] = s[2]!;
-    s[2] = s[3]!;
-    s[3] = (s[3]! ^ (s[3]! >>> 19) ^ t ^ (t >>> 8)) >>> 0;
-    return Math.floor((s[3]! / 0x100000000) * n);
+    const t = s[0] ^ (s[0] << 11);
+    s[0] = s[1];
+    s[1] = s[2];
+    s[2] = s[3];
+    s[3] = (s[3] ^ (s[3] >>> 19) ^ t ^ (t >>> 8)) >>> 0;
+    return Math.floor((s[3] / 0x100000000) * n);
   }
 }
 
@@ -194,7 +194,7 @@ export class sim_machine {
   }
 
   #self(): sim_cpu {
-    return this.#cpus[this.current()!.ci_index]!;
+    return this.#cpus[this.current()!.ci_index];
   }
 
   #error(what: string): IpiError {
@@ -210,7 +210,7 @@ export class sim_machine {
   /** Can CPU y take a step now, at the interrupt point it is at? */
   #runnable(y: sim_cpu, thread: boolean): boolean {
     if (cpu_dead_p(y.ci.ci_index)) return false;
-    const top = y.frames.length === 0 ? -1 : y.frames[y.frames.length - 1]!;
+    const top = y.frames.length === 0 ? -1 : y.frames[y.frames.length - 1];
     if (top === RUN) return false;
     if (top === -1) return (thread && y.deferq.length !== 0) || intr_pending(y.ci, true, thread);
     return intr_pending(y.ci, top === WAIT, thread);
@@ -229,7 +229,7 @@ export class sim_machine {
 
   /** One step of CPU y, as y, at the interrupt point it is at. */
   #step(y: sim_cpu): void {
-    const top = y.frames.length === 0 ? -1 : y.frames[y.frames.length - 1]!;
+    const top = y.frames.length === 0 ? -1 : y.frames[y.frames.length - 1];
     const thread = this.#thread_ok();
     y.frames.push(RUN);
     this.#depth++;
@@ -343,7 +343,7 @@ export class sim_machine {
   #wake_sleepers(): boolean {
     let woke = false;
     for (let i = 0; i < this.#sleepers.length; i++) {
-      const s = this.#sleepers[i]!;
+      const s = this.#sleepers[i];
       if (Atomics.load(this.#kmem, s.index) === s.seen && this.#now < s.deadline) continue;
       this.#sleepers.splice(i--, 1);
       s.resolve();
