@@ -25,6 +25,7 @@ import {
   kpreempt_disable, kpreempt_enable, type cpu_info, type ipi_msg_t, type Machine,
 } from 'ipi';
 import * as k from './kernel.js';
+import { sim_last } from '../src/arch/sim/boot.js';
 import { PING, PONG, type raw_command } from './raw_worker.js';
 
 const image = new URL('./kernel.js', import.meta.url);
@@ -769,6 +770,14 @@ async function main(): Promise<void> {
     for (const [site, b] of x.sites) console.log(`      ${(b / ALLOC_CALLS).toFixed(1).padStart(6)} B/call  ${site}`);
   }
 
+  /* The simulated machine: interleavings per second. */
+  log('simulated machine');
+  const sim = await simulatorSuite();
+  console.log(`\nsimulated machine (boot({ simulate: { seed } }): every CPU on this thread, one seed per run), ${SIM_SECONDS} s of runs:`);
+  console.log(`  a run: boot 4 CPUs, each cross-calls the 3 others ${SIM_ROUNDS} times from an interrupt handler (${sim.calls} calls), shut down`);
+  console.log(`  ${sim.runs} runs = ${Math.round(sim.runs / SIM_SECONDS)} interleavings/s (boot included); ${Math.round(sim.steps / SIM_SECONDS / 1000)} k scheduler steps/s, ` +
+    `${Math.round((sim.runs * sim.calls) / SIM_SECONDS / 1000)} k cross-calls/s; a run without boot and shutdown: ${fmt(sim.workMs * 1000)} µs median`);
+
   /* Targets. */
   const poll = series.poll.q, sleepy = series.sleepy.q, pollB = series.pollB.q;
   const met = (ok: boolean): string => (ok ? 'MET    ' : 'NOT MET');
@@ -798,6 +807,32 @@ async function main(): Promise<void> {
   console.log(`  ${met(growth <= 2)} broadcast send cost at most linear in CPUs (poll 0 for all): ${per.map(fmt).join(' / ')} µs per remote CPU for ncpu ${lin.map((b) => b.n).join(' / ')}` +
     ` (worst ${ratio(growth)} the ncpu 2 figure; within 2x counts as linear; ncpu > ${CORES} is oversubscribed; polling ncpu 2: ${fmt(bc.find((b) => b.n === 2)!.send.median)})`);
   console.log(`\n(total ${((now() - t00) / 1000).toFixed(1)} s)`);
+}
+
+/** Seconds of simulated runs, and the workload's rounds. */
+const SIM_SECONDS = 2;
+const SIM_ROUNDS = 4;
+
+/** Runs on the simulated machine for SIM_SECONDS, one seed each: how many, their scheduler steps, the work's median time. */
+async function simulatorSuite(): Promise<{ runs: number; steps: number; calls: number; workMs: number }> {
+  const end = now() + SIM_SECONDS * 1000;
+  let runs = 0, steps = 0;
+  const work: number[] = [];
+  for (let seed = 1; now() < end; seed++) {
+    const m = await boot({ ncpu: 4, image, shared: { bench: benchBuf }, simulate: { seed } });
+    const t = now();
+    const msg = { func: k.sim_storm, arg: SIM_ROUNDS };
+    kpreempt_disable();
+    ipi_broadcast(msg);
+    kpreempt_enable();
+    ipi_wait(msg);
+    work.push(now() - t);
+    steps += sim_last!.steps;
+    await m.shutdown();
+    runs++;
+  }
+  work.sort((a, b) => a - b);
+  return { runs, steps, calls: 4 * 3 * SIM_ROUNDS, workMs: work[work.length >> 1]! };
 }
 
 await main();

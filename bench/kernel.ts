@@ -6,7 +6,7 @@
 import { Session } from 'node:inspector';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
-import { cpu_number, shared } from 'ipi';
+import { cpu_lookup, cpu_number, ipi_unicast, ipi_wait, ncpu, shared, type ipi_msg_t } from 'ipi';
 
 /** Bytes of the 'bench' buffer. */
 export const BENCH_BYTES = 64 * 1024;
@@ -154,4 +154,18 @@ export function alloc_prof_stop(top: number): void {
   const u8 = new Uint8Array(shared('bench'), off + 4, TEXT_BYTES - 4);
   u8.set(bytes);
   new Int32Array(shared('bench'), off, 1)[0] = bytes.length;
+}
+
+const simMsg: ipi_msg_t<undefined> = { func: nop, arg: undefined };
+
+/** The simulated machine's workload: from an interrupt handler, cross-call every other CPU `rounds` times, waiting each time. */
+export function sim_storm(rounds: number): void {
+  const me = cpu_number();
+  for (let r = 0; r < rounds; r++) {
+    for (let c = 0; c < ncpu; c++) {
+      if (c === me) continue;
+      ipi_unicast(simMsg, cpu_lookup(c));
+      ipi_wait(simMsg);
+    }
+  }
 }
