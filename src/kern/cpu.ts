@@ -71,6 +71,12 @@ export class cpu_info {
   /** kpreempt_disable() nesting (NetBSD keeps it in the LWP). @internal */
   ci_nopreempt = 0;
 
+  /* Halt-polling (intr.ts). */
+  /** How long (ms) this CPU polls its doorbell before it sleeps; adapts, at most the boot option `poll`. @internal */
+  ci_pollwin = 0;
+  /** Quick wake-ups in a row while the window is closed. @internal */
+  ci_pollprobe = 0;
+
   /* softint(9): a FIFO ring per level of (handler, generation) entries. */
   /** Levels with work queued, one bit per SOFTINT_* level. @internal */
   ci_softpending = 0;

@@ -32,8 +32,12 @@ export interface cpu_evcnt {
   readonly mbox_full: number;
   /** Times this CPU slept on its doorbell. */
   readonly sleeps: number;
-  /** Idle polls that caught an interrupt before sleeping. */
+  /** Polls (idle, or in a wait) that caught what they waited for before sleeping. */
   readonly poll_hits: number;
+  /** Polls that ran their window out and went to sleep (each halves the window). */
+  readonly poll_misses: number;
+  /** The CPU's poll window now, µs: it adapts between 0 and the boot option `poll`. */
+  readonly poll_window: number;
   /** Asynchronous handlers (IPI, soft interrupt) that threw or whose promise rejected: delivered as 'error' events. */
   readonly handler_errors: number;
   readonly softint_scheduled: number;
@@ -68,6 +72,8 @@ export function evcnt_read(ncpu: number): cpu_evcnt[] {
       mbox_full: ev(L.EV_MBOX_FULL),
       sleeps: ev(L.EV_SLEEP),
       poll_hits: ev(L.EV_POLL_HIT),
+      poll_misses: ev(L.EV_POLL_MISS),
+      poll_window: ev(L.EV_POLL_WIN),
       handler_errors: ev(L.EV_INTR_ERROR),
       softint_scheduled: ev(L.EV_SOFT_SCHED),
       softint_remote: ev(L.EV_SOFT_REMOTE),

@@ -26,7 +26,7 @@ import { arg_init } from './arg.js';
 import { cpu_at, cpu_info, kcpuset_attached, kcpuset_dead, kcpuset_running, machine_attach, machine_detach, ncpu } from './cpu.js';
 import { IpiError, rangeError, typeError } from './errors.js';
 import { cpu_death_write, type cpu_death } from './failure.js';
-import { cpu_idle, cpu_ring, intr_init, machine_halted } from './intr.js';
+import { cpu_idle, cpu_ring, intr_init, machine_halted, poll_window_initial } from './intr.js';
 import { ipi_attach, ipi_cpu_dead, ipi_nullop } from './ipi.js';
 import { kcpuset_atomic_clear, kcpuset_atomic_set } from './kcpuset.js';
 import {
@@ -171,6 +171,7 @@ export function kern_attach(args: cpu_boot_args, m: cpu_md): void {
 /** Bring CPU `index` to life on this thread: its symbol table, its caches. */
 export function cpu_attach(index: number): cpu_info {
   const ci = cpu_at(index);
+  ci.ci_pollwin = poll_window_initial();
   sym_init(ci, BUILTINS);
   arg_init(ci, kmem_layout(ncpu).ncells);
   return ci;

@@ -32,7 +32,7 @@ import { cpu_death_record } from './failure.js';
 import { IpiError, IpiTimeoutError, typeError, type IpiCpuState } from './errors.js';
 import {
   ACT_IDLE, ACT_IPI, ACT_MSG, ACT_SOFT, ACT_THREAD, ACT_WAIT, ACT_XCALL, C_DOORBELL, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, CPUST_HALTED,
-  EV_DOORBELL, EV_POLL_HIT, EV_SLEEP, EV_TIMEOUT, evcnt_index, f64, H_BOOTTIME, H_HALT, i32,
+  EV_DOORBELL, EV_POLL_HIT, EV_POLL_MISS, EV_POLL_WIN, EV_SLEEP, EV_TIMEOUT, evcnt_index, f64, H_BOOTTIME, H_HALT, i32,
 } from './layout.js';
 import { md } from './md.js';
 import { sym_name } from './symbol.js';
@@ -45,14 +45,60 @@ const IDLE_BURST = 1024;
 /** Polls read the clock once per this many spins + 1 (a power of two less one). */
 const POLL_CLOCK_SPINS = 255;
 
-/** How long (ms) an idle or waiting CPU polls before it sleeps; set at boot. */
-let poll_ms = 0;
+/*
+ * Halt-polling, adaptive, as KVM's halt_poll_ns: before a CPU sleeps on its
+ * doorbell, in its idle loop or in a wait, it polls for its window
+ * (ci_pollwin), because a CPU that polls answers in well under a
+ * microsecond and one that sleeps must be woken (several, up to tens of
+ * microseconds).  A poll that catches what it waited for doubles the window
+ * (from POLL_GROW_START_MS), up to the boot option `poll`; one that does not
+ * halves it, down to nothing: polling that keeps failing (the awaited CPU
+ * is slow, or shares this core and cannot run while this one spins: a
+ * convoy) stops.  A closed window opens again after POLL_PROBE_SLEEPS
+ * sleeps in a row that a poll of the largest window would have caught.
+ */
+const POLL_GROW_START_MS = 0.002;
+const POLL_PROBE_SLEEPS = 8;
+
+/** The largest poll window (ms): the boot option `poll`; 0 never polls. */
+let poll_max_ms = 0;
 /** A diagnostic wait with no timeout reports itself once after this long (ms; boot's stallReport). */
 let stall_ms = Infinity;
 
 export function intr_init(pollMicros: number, stallMs: number): void {
-  poll_ms = pollMicros / 1000;
+  poll_max_ms = pollMicros / 1000;
   stall_ms = stallMs > 0 ? stallMs : Infinity;
+}
+
+/** The window of a CPU that has not polled yet: open, to learn. */
+export const poll_window_initial = (): number => poll_max_ms;
+
+function poll_set(ci: cpu_info, ms: number): void {
+  ci.ci_pollwin = ms;
+  f64[evcnt_index(ci.ci_index, EV_POLL_WIN)] = ms * 1000;
+}
+
+/** A poll caught what it waited for: the window grows. */
+function poll_hit(ci: cpu_info): void {
+  f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]++;
+  if (ci.ci_pollwin < poll_max_ms) poll_set(ci, Math.min(poll_max_ms, Math.max(ci.ci_pollwin * 2, POLL_GROW_START_MS)));
+}
+
+/** A poll ran its window out: the window shrinks. */
+function poll_miss(ci: cpu_info): void {
+  f64[evcnt_index(ci.ci_index, EV_POLL_MISS)]++;
+  const half = ci.ci_pollwin / 2;
+  poll_set(ci, half < POLL_GROW_START_MS ? 0 : half);
+}
+
+/** ci slept `ms`: with its window closed, quick wake-ups in a row open it again. */
+function poll_slept(ci: cpu_info, ms: number): void {
+  if (ci.ci_pollwin !== 0 || poll_max_ms === 0) return;
+  if (ms >= poll_max_ms) ci.ci_pollprobe = 0;
+  else if (++ci.ci_pollprobe >= POLL_PROBE_SLEEPS) {
+    ci.ci_pollprobe = 0;
+    poll_set(ci, POLL_GROW_START_MS);
+  }
 }
 
 /** Ring CPU `target`'s doorbell: it re-examines its state. */
@@ -314,29 +360,45 @@ const WAIT_ALT = [
 export const wait_name = (w: number): string => WAIT_NAMES[w] ?? 'a wait';
 
 /**
- * Poll the doorbell for the poll window (halt-polling); true, counted, if it
- * rang.  A clock read costs more than a spin, so the clock is read only now
- * and then (poll_deadline).
+ * Poll the doorbell for ci's window; true if it rang (a hit).  A clock read
+ * costs more than a spin, so the clock is read once per POLL_CLOCK_SPINS
+ * + 1 spins.
  */
 function doorbell_poll(ci: cpu_info, bell: number, seen: number): boolean {
+  const window = ci.ci_pollwin;
+  if (window === 0) return false;
   let deadline = 0;
   for (let spins = 1; ; spins++) {
     if (Atomics.load(i32, bell) !== seen) {
-      f64[evcnt_index(ci.ci_index, EV_POLL_HIT)]++;
+      poll_hit(ci);
       return true;
     }
-    if ((spins & POLL_CLOCK_SPINS) === 0 && (deadline = poll_deadline(deadline)) === 0) return false;
+    if ((spins & POLL_CLOCK_SPINS) !== 0) continue;
+    const now = md.now();
+    if (deadline === 0) deadline = now + window;
+    else if (now >= deadline) {
+      poll_miss(ci);
+      return false;
+    }
   }
 }
 
-/**
- * The poll window's clock, read once per POLL_CLOCK_SPINS + 1 spins: the
- * deadline (started at the first call, deadline 0), or 0 once it has passed.
- */
-function poll_deadline(deadline: number): number {
-  const now = md.now();
-  if (deadline === 0) return now + poll_ms;
-  return now < deadline ? deadline : 0;
+/** Sleep on the doorbell (blocking), counted, and learn from how long it took. */
+function doorbell_sleep(ci: cpu_info, bell: number, seen: number, ms: number): void {
+  f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
+  const t = md.now();
+  md.sleep(bell, seen, ms);
+  poll_slept(ci, md.now() - t);
+}
+
+/** The same without blocking. */
+async function doorbell_sleep_async(ci: cpu_info, bell: number, seen: number, ms: number): Promise<void> {
+  f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
+  const p = md.sleep_async(bell, seen, ms);
+  if (p === undefined) return;
+  const t = md.now();
+  await p;
+  poll_slept(ci, md.now() - t);
 }
 
 /** Take everything a waiting or idle CPU must take; true if anything ran. */
@@ -509,16 +571,21 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
   const bell = ci.ci_doorbell;
   const act = act_enter(ci, ACT_WAIT, w);
   try {
+    const window = ci.ci_pollwin;
     let spins = 0;
     let start = 0;
+    let polling = window > 0;
     let watch: wait_watch | undefined;
     for (;;) {
       const seen = Atomics.load(i32, bell);
-      if (chan.done(x)) return;
+      if (chan.done(x)) {
+        if (polling && spins !== 0) poll_hit(ci);
+        return;
+      }
       if (intr_wait_service(ci)) continue;
       if (machine_halted()) throw halted_error(w);
       /* Poll done(x) itself, not only the doorbell: the ring comes after the change, a little later. */
-      if (poll_ms > 0 && (++spins & POLL_CLOCK_SPINS) !== 0) continue;
+      if (polling && (++spins & POLL_CLOCK_SPINS) !== 0) continue;
       const now = md.now();
       if (start === 0) start = now;
       const waited = now - start;
@@ -526,13 +593,16 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
         watch ??= new wait_watch(ci, chan, x, start);
         watch.check(w, now, timeout);
       }
-      if (waited < poll_ms) continue;
+      if (polling) {
+        if (waited < window) continue;
+        polling = false;
+        poll_miss(ci);
+      }
       if (!md.can_block) {
         throw new IpiError(`${wait_name(w)}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); ` +
           `use ${WAIT_ALT[w]}`);
       }
-      f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
-      md.sleep(bell, seen, sleep_ms(timeout, waited, watch));
+      doorbell_sleep(ci, bell, seen, sleep_ms(timeout, waited, watch));
       /* Woken and not done: from now on, watch who owes it (the fast path never gets here). */
       watch ??= new wait_watch(ci, chan, x, start);
     }
@@ -553,16 +623,24 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
   const onAbort = (): void => cpu_ring(ci.ci_index);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    const window = ci.ci_pollwin;
+    let spins = 0;
     let start = 0;
+    let polling = window > 0;
     let watch: wait_watch | undefined;
     for (;;) {
       if (machine_halted()) throw halted_error(w);
       const seen = Atomics.load(i32, bell);
       /* Again after reading the doorbell: a halt after this point rings it, so the sleep below returns. */
       if (machine_halted()) throw halted_error(w);
-      if (chan.done(x)) return;
+      if (chan.done(x)) {
+        if (polling && spins !== 0) poll_hit(ci);
+        return;
+      }
       signal?.throwIfAborted();
       if (intr_wait_service(ci)) continue;
+      /* Poll before the first sleep, as the blocking wait does: this thread's event loop waits meanwhile. */
+      if (polling && (++spins & POLL_CLOCK_SPINS) !== 0) continue;
       const now = md.now();
       if (start === 0) start = now;
       const waited = now - start;
@@ -570,9 +648,12 @@ export async function intr_wait_async(w: number, chan: wait_chan, x: number, tim
         watch ??= new wait_watch(ci, chan, x, start);
         watch.check(w, now, timeout);
       }
-      f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
-      const p = md.sleep_async(bell, seen, sleep_ms(timeout, waited, watch));
-      if (p !== undefined) await p;
+      if (polling) {
+        if (waited < window) continue;
+        polling = false;
+        poll_miss(ci);
+      }
+      await doorbell_sleep_async(ci, bell, seen, sleep_ms(timeout, waited, watch));
       watch ??= new wait_watch(ci, chan, x, start);
     }
   } finally {
@@ -606,10 +687,8 @@ export async function cpu_idle(ci: cpu_info, poll: boolean): Promise<void> {
       await yield_task();
       continue;
     }
-    if (burst !== 0 && poll && poll_ms > 0 && doorbell_poll(ci, bell, seen)) continue;
+    if (burst !== 0 && poll && doorbell_poll(ci, bell, seen)) continue;
     burst = 0;
-    f64[evcnt_index(ci.ci_index, EV_SLEEP)]++;
-    const p = md.sleep_async(bell, seen, Infinity);
-    if (p !== undefined) await p;
+    await doorbell_sleep_async(ci, bell, seen, Infinity);
   }
 }

@@ -594,11 +594,18 @@ function ipi_send_set(fn: string, self: cpu_info, msg: ipi_msg_t<unknown>, set: 
   const targets = msg_word(d, M_TARGETS);
   for (let w = 0; w < NW; w++) {
     /* One read of each word (kcpuset_running changes when a CPU dies): its members are the targets, stored before any is sent to. */
-    let bits = Atomics.load(set.bits, w) & (w === me >> 5 ? ~(1 << (me & 31)) : -1);
+    const bits = Atomics.load(set.bits, w) & (w === me >> 5 ? ~(1 << (me & 31)) : -1);
     Atomics.store(i32, targets + w, bits);
-    for (; bits !== 0; bits &= bits - 1) msg_send(self, w * 32 + 31 - Math.clz32(bits & -bits), d);
+    /* Every mailbox first, then every doorbell: the targets start together (a machine of at most 32 CPUs is one word). */
+    let ring = 0;
+    for (let b = bits; b !== 0; b &= b - 1) {
+      const c = w * 32 + 31 - Math.clz32(b & -b);
+      if (put_msg(self, c, d) && ipi_mark_pending(me, IPI_SYNCH_ID, c)) ring |= b & -b;
+    }
+    for (; ring !== 0; ring &= ring - 1) cpu_ring_counted(self, w * 32 + 31 - Math.clz32(ring & -ring));
   }
   msg_sent(d, gen);
+  /* The sender's own part runs while the others run theirs. */
   if (local) msg_run_local(self, d, msg);
 }
 
