@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  cpu_lookup, ipi_broadcast, ipi_register, ipi_trigger, ipi_unicast, ipi_unregister, ipi_wait, ipi_wait_async, IpiCpuDeadError, IpiRemoteError,
+  cpu_index, cpu_lookup, curcpu, ipi_broadcast, ipi_multicast, kcpuset_create, kcpuset_set, ipi_register, ipi_trigger, ipi_unicast, ipi_unregister, ipi_wait, ipi_wait_async, IpiCpuDeadError, IpiRemoteError,
   kcpuset_isset, kcpuset_running, XC_HIGHPRI, xc_barrier, xc_broadcast, xc_unicast, xc_wait, xc_wait_async,
 } from 'ipi';
 import * as fail from './fixtures/fail_image.js';
@@ -54,7 +54,7 @@ test('a cross-call function that returns a promise: its rejection reaches the wa
     await assert.rejects(ipi_wait_async(m), (e: unknown) => {
       assert.ok(e instanceof IpiRemoteError, String(e));
       assert.equal(e.remoteName, 'SyntaxError');
-      assert.match(e.message, /^ipi_wait_async: the function threw on cpu1: SyntaxError: nope \(the function returned a promise, which rejected: cross-call functions run in interrupt context and must be synchronous/);
+      assert.match(e.message, /^ipi_wait_async: the function threw on cpu1: SyntaxError: nope \(the promise returned by the cross-call function rejected\)$/);
       return true;
     });
     const f = { func: fail.fulfil_async, arg: 19 * ROW };
@@ -64,16 +64,48 @@ test('a cross-call function that returns a promise: its rejection reaches the wa
     /* xcalls too, at either priority. */
     for (const flags of [0, XC_HIGHPRI]) {
       await assert.rejects(xc_wait_async(xc_unicast(flags, fail.reject_async, 'xc nope', undefined, cpu_lookup(1))),
-        { name: 'IpiRemoteError', message: /SyntaxError: xc nope \(the function returned a promise, which rejected: xcall functions/ });
+        { name: 'IpiRemoteError', message: /SyntaxError: xc nope \(the promise returned by the xcall function rejected\)$/ });
     }
     /* An asynchronous handler's rejection is an 'error' event, counted. */
     const id = ipi_register(fail.reject_async, 'handler nope');
     preempt(() => ipi_trigger(id, cpu_lookup(1)));
     await until('the error event', () => d.errors.length === 1);
-    assert.match(String((d.errors[0]!.error as Error).message), /handler nope \(the function returned a promise, which rejected: interrupt handler/);
+    assert.ok(d.errors[0]!.error instanceof Error, 'the event carries an Error');
+    assert.match(d.errors[0]!.error.message, /handler nope \(the promise returned by the interrupt handler rejected\)$/);
     assert.equal(t.machine.counters()[1]!.handler_errors, 1);
     assert.ok(kcpuset_isset(kcpuset_running, 1), 'cpu1 lives');
     ipi_unregister(id);
+  } finally {
+    await t.machine.shutdown();
+  }
+});
+
+test("the sender's own run of a broadcast returns a promise: ipi_wait_async waits for it and its rejection joins the others", T, async () => {
+  const t = await bootFail(2);
+  const d = deaths(t.machine);
+  try {
+    const m = { func: fail.reject_async, arg: 'both' };
+    preempt(() => ipi_broadcast(m));
+    await assert.rejects(ipi_wait_async(m), (e: unknown) => {
+      assert.ok(e instanceof IpiRemoteError, String(e));
+      assert.deepEqual(e.errors.map((f) => f.cpu), [0, 1], 'cpu0 (the local run) and cpu1 both failed');
+      assert.ok(e.errors.every((f) => f instanceof IpiRemoteError && /both \(the promise returned by the cross-call function rejected\)/.test(f.message)));
+      return true;
+    });
+    const f = { func: fail.fulfil_async, arg: 20 * ROW };
+    preempt(() => ipi_broadcast(f));
+    await ipi_wait_async(f);
+    assert.equal(t.log[20 * ROW], 2, 'both runs finished when the wait returned');
+    /* ipi_wait cannot wait for a promise on its own thread: a later rejection is an 'error' event. */
+    const late = { func: fail.reject_async, arg: 'late' };
+    const self = kcpuset_create(true);
+    kcpuset_set(self, cpu_index(curcpu()));
+    preempt(() => ipi_multicast(late, self));
+    ipi_wait(late);
+    assert.equal(d.errors.length, 0, 'not yet rejected when ipi_wait returned');
+    await until('the error event of the local run', () => d.errors.length === 1);
+    assert.equal(d.errors[0]!.cpu, 0);
+    assert.match(d.errors[0]!.error.message, /late \(the promise returned by the cross-call function rejected\)$/);
   } finally {
     await t.machine.shutdown();
   }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  cpu_lookup, curcpu, IPI_ARG_MAXBYTES, IPI_MSG_MAXINFLIGHT, ipi_broadcast, ipi_multicast, ipi_register,
+  cpu_lookup, curcpu, IPI_ARG_MAXBYTES, IPI_MSG_MAXINFLIGHT, ipi_broadcast, ipi_multicast, ipi_register, ipi_trigger, ipi_unregister,
   ipi_unicast, ipi_wait, ipi_wait_async, IpiRemoteError, kcpuset_countset, kcpuset_create, kcpuset_isset, kcpuset_set, kcpuset_shared, KCPUSET_NWORDS,
   kpreempt_disable, kpreempt_enable, type ipi_msg_t,
 } from 'ipi';
@@ -104,6 +104,15 @@ test('IPI_MSG_MAXINFLIGHT messages per CPU; one more is refused until one is wai
       name: 'IpiError',
       message: /ipi_unicast: cpu0 has IPI_MSG_MAXINFLIGHT \(64\) messages in flight/,
     });
+    /* ipi_unregister's barrier is a message too: refused, it leaves the id registered. */
+    const id = ipi_register(image.count, 10);
+    kpreempt_enable();
+    assert.throws(() => ipi_unregister(id), {
+      name: 'IpiError',
+      message: new RegExp(`^ipi_unregister: the barrier could not be sent, so ipi_id ${id} is still registered: ipi_broadcast: cpu0 has IPI_MSG_MAXINFLIGHT`),
+    });
+    kpreempt_disable();
+    ipi_trigger(id, cpu_lookup(1));
     ipi_wait(msgs[0]!);
     const extra = { func: image.count, arg: 9 };
     ipi_unicast(extra, cpu_lookup(1));
@@ -111,6 +120,8 @@ test('IPI_MSG_MAXINFLIGHT messages per CPU; one more is refused until one is wai
     for (const m of msgs) ipi_wait(m);
     ipi_wait(extra);
     assert.deepEqual(t.row(9), [0, 65]);
+    ipi_unregister(id);
+    assert.deepEqual(t.row(10), [0, 1], 'the handler ran for the trigger after the refused unregister, before the one that worked');
   } finally {
     await t.machine.shutdown();
   }

@@ -148,7 +148,7 @@ test('cpu(9) and spl(9) basics: preemption nesting, IPL, cpu_info validation', T
     assert.equal(kpreempt_disabled(), true);
     kpreempt_enable();
     assert.equal(kpreempt_disabled(), false);
-    assert.throws(() => kpreempt_enable(), /kpreempt_enable: assertion "l_nopreempt != 0" failed/);
+    assert.throws(() => kpreempt_enable(), { name: 'IpiAssertionError', message: /^kpreempt_enable: assertion "l->l_nopreempt != 0" failed: preemption is not disabled/ });
     const s = splhigh();
     assert.equal(s, IPL_NONE);
     assert.equal(kpreempt_disabled(), true); // a raised IPL counts, as in NetBSD

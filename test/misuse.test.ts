@@ -84,6 +84,9 @@ test('messages, ids, tickets and handlers that cannot work are refused, naming t
     xc_wait(ticket);
     assert.throws(() => xc_wait(ticket + 2 * 1000), { name: 'RangeError', message: /^xc_wait: ticket \d+ was never issued \(the last high priority call has ticket \d+\)/ });
     assert.throws(() => xc_wait(2 * 1000), { name: 'RangeError', message: /the last low priority call has ticket 0/ });
+    /* A CPU is a number. */
+    await assert.rejects(t.machine.terminate(bad('1')), { name: 'TypeError', message: /^machine\.terminate: cpu must be an integer in \[1, 2\), got string "1"/ });
+    await assert.rejects(t.machine.terminate(0), { name: 'RangeError', message: /cpu0 is this thread; shut the machine down instead/ });
   } finally {
     await t.machine.shutdown();
   }

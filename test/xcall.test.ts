@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  cpu_lookup, ipi_unicast, ipi_wait, IpiRemoteError, IPL_HIGH, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
+  cpu_lookup, curcpu, ipi_unicast, ipi_wait, IpiRemoteError, IPL_HIGH, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
   IPL_SOFTSERIAL, IPL_VM, kpreempt_disable, kpreempt_enable,  softint_disestablish, softint_establish,
   softint_schedule, splraiseipl, splx, xc_barrier, xc_broadcast, xc_unicast, xc_wait, xc_wait_async, XC_HIGHPRI,
   XC_HIGHPRI_IPL, SOFTINT_NET, type ipi_msg_t,
@@ -17,7 +17,7 @@ import {
 import { bootKern as boot, bad, errorsOf, noteOf, PRIS, ROW, sleep, startOn, until } from './helpers.js';
 import { thrower } from './fixtures/image.js';
 import {
-  intr_xc_broadcast, intr_xc_wait,  si_count, si_xcall,  xc_count, xc_ctx, xc_nested, xc_nop,
+  intr_xc_broadcast, intr_xc_wait, si_count, si_xcall,  xc_count, xc_ctx, xc_nested, xc_nop,
 } from './fixtures/kern_image.js';
 
 const T = { timeout: 60_000 };
@@ -99,6 +99,20 @@ test('low priority runs in thread context, high priority in soft interrupt conte
       assert.deepEqual(t.row(2), [1, 1, 1], name);
     }
     assert.equal(XC_HIGHPRI_IPL(IPL_SOFTSERIAL) & XC_HIGHPRI, XC_HIGHPRI);
+    /*
+     * Low priority runs in a thread of its own, as NetBSD's xc thread: never
+     * inside code that has preemption disabled, even while it waits.
+     */
+    t.log.fill(0, 3 * ROW, 4 * ROW);
+    kpreempt_disable();
+    const ticket = xc_unicast(0, xc_count, 3, 1, curcpu());
+    const m: ipi_msg_t<number> = { func: si_count, arg: 3 };
+    ipi_unicast(m, cpu_lookup(1));
+    ipi_wait(m);
+    assert.deepEqual(t.row(3), [0, 1, 0], 'the low priority xcall to this CPU waited while preemption was disabled');
+    kpreempt_enable();
+    xc_wait(ticket);
+    assert.deepEqual(t.row(3), [1, 1, 0]);
   } finally {
     await t.machine.shutdown();
   }

@@ -19,7 +19,7 @@
  * curcpu() reads it.  Every library entry point calls cpu_self(fn) first,
  * so that a call before boot() or after shutdown() says so by name.
  */
-import { IpiError, rangeError, typeError } from './errors.js';
+import { IpiError, KASSERT, rangeError, typeError } from './errors.js';
 import { kcpuset_shared, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {
   ACT_MASK, ACT_SHIFT, C_ACT, C_ACTSEQ, C_DOORBELL, C_IPIPEND, C_MDIPI, C_STATE, cpu_word, CPUST_DEAD, H_ATTACHED, H_DEAD, H_RUNNING, i32,
@@ -293,7 +293,7 @@ export function kpreempt_disable(): void {
  */
 export function kpreempt_enable(): void {
   const ci = cpu_self('kpreempt_enable');
-  if (ci.ci_nopreempt <= 0) throw new IpiError('kpreempt_enable: assertion "l_nopreempt != 0" failed: preemption is not disabled');
+  KASSERT(ci.ci_nopreempt > 0, 'kpreempt_enable', 'l->l_nopreempt != 0', 'preemption is not disabled: call kpreempt_disable() first');
   ci.ci_nopreempt--;
 }
 

@@ -23,7 +23,7 @@
  */
 import { arg_decode_record, arg_encode, arg_encode_text } from './arg.js';
 import { act_enter, act_leave, cpu_dead_p, type cpu_info } from './cpu.js';
-import { error_record, IpiCpuDeadError, IpiRemoteError, type IpiCpuFailure } from './errors.js';
+import { error_record, error_revive, IpiCpuDeadError, IpiRemoteError, type IpiCpuFailure } from './errors.js';
 import { cell_death, cell_err, E_ID, E_KIND, E_SEQ, E_STATE, err_word, EV_ERR_LOST, EV_INTR_ERROR, evcnt_index, f64, i32, NW } from './layout.js';
 import { md } from './md.js';
 import { IPI_ERR_RECORDS } from './param.js';
@@ -73,15 +73,13 @@ export function thenable_p(v: unknown): v is PromiseLike<unknown> {
   }
 }
 
-/** The failure of a function that returned a promise which rejected with `reason`. */
-export function rejected_failure(reason: unknown, context: string): error_record {
+/**
+ * The failure of a `what` (say "cross-call function") that returned a
+ * promise which rejected with `reason`, as an Error whose message says so.
+ */
+export function rejected_failure(reason: unknown, what: string): Error {
   const r = error_record(reason);
-  return {
-    name: r.name,
-    message: `${r.message} (the function returned a promise, which rejected: ${context} functions run in interrupt context ` +
-      'and must be synchronous; use the Promise API for async functions)',
-    stack: r.stack,
-  };
+  return error_revive({ name: r.name, message: `${r.message} (the promise returned by the ${what} rejected)`, stack: r.stack });
 }
 
 /** An asynchronous handler failed (threw, or its promise rejected): count it and report it. */

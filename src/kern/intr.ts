@@ -316,7 +316,8 @@ function thread_run(ci: cpu_info): boolean {
 
 /** True if ci has thread work it may run now. @internal */
 export function thread_work_p(ci: cpu_info): boolean {
-  return ci.ci_threadq.length !== 0 && ci.ci_thread_held === 0 && thread_context_p(ci);
+  /* As NetBSD runs it in a kernel thread: never while the interrupted code has preemption disabled. */
+  return ci.ci_threadq.length !== 0 && ci.ci_thread_held === 0 && ci.ci_nopreempt === 0 && thread_context_p(ci);
 }
 
 /* ---------------------------------------------------------------- waits */

@@ -182,6 +182,11 @@ export function ipi_unregister(ipi_id: number): void {
   kpreempt_disable();
   try {
     ipi_broadcast(barrier, false);
+  } catch (e) {
+    /* Not sent: the id stays registered (triggers taken meanwhile were skipped as for a claimed slot). */
+    Atomics.store(i32, ipireg_word(ipi_id, R_FUNC), f);
+    throw new IpiError(`${fn}: the barrier could not be sent, so ipi_id ${ipi_id} is still registered: ${error_record(e).message}`,
+      { cause: e });
   } finally {
     kpreempt_enable();
   }
@@ -525,7 +530,7 @@ function ipi_msg_cpu_handler(ci: cpu_info): void {
       const r = (sym_func(ci, sym) as call1)(arg_decode(ci, cell_msg(d)));
       if (thenable_p(r)) {
         /* Not synchronous: acknowledge once it settles, so a rejection reaches the waiter. */
-        Promise.resolve(r).then(() => msg_ack(d, me, NO_ERROR), (e: unknown) => msg_ack(d, me, rejected_failure(e, 'cross-call')));
+        Promise.resolve(r).then(() => msg_ack(d, me, NO_ERROR), (e: unknown) => msg_ack(d, me, rejected_failure(e, 'cross-call function')));
         continue;
       }
     } catch (e) {
@@ -537,15 +542,34 @@ function ipi_msg_cpu_handler(ci: cpu_info): void {
   }
 }
 
-/** Run a message's function on CPU ci, in the caller's context; an error is kept for ipi_wait. */
+/**
+ * A local run that returned a promise not yet settled.  ipi_wait_async
+ * waits for it; ipi_wait cannot (the promise settles on this thread's event
+ * loop), so a rejection after ipi_wait has returned goes to the 'error' event.
+ */
+class local_promise {
+  constructor(readonly settled: Promise<void>) {}
+}
+
+/**
+ * Run a message's function on CPU ci, in the caller's context; an error
+ * (thrown, or a rejection while the message is in flight) is kept for the wait.
+ */
 function msg_run_local(ci: cpu_info, d: number, msg: ipi_msg_t<unknown>): void {
+  const i = d - ci.ci_msgbase;
   try {
     const r = (msg.func as call1)(msg.arg);
-    if (thenable_p(r)) {
-      Promise.resolve(r).then(undefined, (e: unknown) => md.report(rejected_failure(e, 'cross-call')));
-    }
+    if (!thenable_p(r)) return;
+    const pending: local_promise = new local_promise(Promise.resolve(r).then(
+      () => { if (ci.ci_msglocal[i] === pending) ci.ci_msglocal[i] = NO_ERROR; },
+      (e: unknown) => {
+        const err = rejected_failure(e, 'cross-call function');
+        if (ci.ci_msglocal[i] === pending) ci.ci_msglocal[i] = err;
+        else md.report(err);
+      }));
+    ci.ci_msglocal[i] = pending;
   } catch (e) {
-    ci.ci_msglocal[d - ci.ci_msgbase] = e;
+    ci.ci_msglocal[i] = e;
   }
 }
 
@@ -634,7 +658,8 @@ const msg_chan: wait_chan = {
 
 /** Give d back to CPU ci's pool; throw its failures, if any. */
 function msg_finish(ci: cpu_info, fn: string, d: number): void {
-  const local = ci.ci_msglocal[d - ci.ci_msgbase];
+  const kept = ci.ci_msglocal[d - ci.ci_msgbase];
+  const local = kept instanceof local_promise ? NO_ERROR : kept;
   const failures = fail_collect(fn, ERR_MSG, d, i32[msg_word(d, M_SEQ)], msg_failed(d));
   desc_release(ci, d);
   if (failures.length === 0) {
@@ -710,7 +735,9 @@ export async function ipi_wait_async<A>(msg: ipi_msg_t<A>, options?: ipi_wait_as
   const signal = signal_check(fn, o.signal);
   if (d < 0) return;
   if (!msg_done(d)) await intr_wait_async(W_IPI_WAIT_ASYNC, msg_chan, d, timeout, signal);
-  msg_finish(self, fn, d);
+  const local = self.ci_msglocal[d - self.ci_msgbase];
+  if (local instanceof local_promise) await local.settled;
+  if (msg_desc(self, msg) === d) msg_finish(self, fn, d);
 }
 
 /* -------------------------------------------------------------- death */

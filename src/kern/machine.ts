@@ -5,14 +5,18 @@
  */
 import { cpu_self } from './cpu.js';
 import { cpu_death_record, type cpu_death } from './failure.js';
-import { error_revive, IpiCpuDeadError, IpiError } from './errors.js';
+import { error_record, error_revive, IpiCpuDeadError, IpiError, typeError } from './errors.js';
 import { evcnt_read, type cpu_evcnt } from './evcnt.js';
 import { shared } from './shared.js';
 
 /** An error no caller was waiting for: an asynchronous handler threw, or a CPU failed. */
 export class MachineErrorEvent extends Event {
-  constructor(readonly error: unknown, readonly cpu: number) {
+  /** The error; a thrown value that was not an Error is wrapped in one that shows it. */
+  readonly error: Error;
+
+  constructor(error: unknown, readonly cpu: number) {
     super('error', { cancelable: true });
+    this.error = error instanceof Error ? error : error_revive(error_record(error));
   }
 }
 
@@ -106,7 +110,8 @@ export class Machine extends EventTarget {
    */
   async terminate(cpu: number): Promise<void> {
     this.#check('terminate');
-    if (typeof cpu !== 'number' || !Number.isInteger(cpu) || cpu < 1 || cpu >= this.ncpu) {
+    if (typeof cpu !== 'number') throw typeError('machine.terminate', 'cpu', `an integer in [1, ${this.ncpu})`, cpu);
+    if (!Number.isInteger(cpu) || cpu < 1 || cpu >= this.ncpu) {
       throw new RangeError(`machine.terminate: cpu must be an integer in [1, ${this.ncpu}), got ${String(cpu)}` +
         (cpu === 0 ? ': cpu0 is this thread; shut the machine down instead' : ''));
     }
@@ -146,7 +151,7 @@ export class Machine extends EventTarget {
    */
   report(error: unknown, cpu: number): void {
     if (this.dispatchEvent(new MachineErrorEvent(error, cpu))) {
-      console.error(`ipi: unhandled error on cpu${cpu} (handle 'error' events of the machine to take it):`, error);
+      console.error(`ipi: unhandled error on cpu${cpu} (handle 'error' events of the machine to take it):`, error instanceof Error ? error : error_record(error).message);
     }
   }
 

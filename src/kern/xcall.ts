@@ -489,7 +489,7 @@ function xc_run(cls: number): void {
       /* Not synchronous: its part completes when it settles, so that a rejection reaches xc_wait. */
       const me = self.ci_index;
       Promise.resolve(res).then(() => xc_complete(cls, r, where, me, NO_FAILURE),
-        (e: unknown) => xc_complete(cls, r, where, me, rejected_failure(e, 'xcall')));
+        (e: unknown) => xc_complete(cls, r, where, me, rejected_failure(e, 'xcall function')));
       return;
     }
   } catch (e) {
