@@ -32,7 +32,7 @@ export { kcpuset_attached, kcpuset_running } from './kern/cpu.js';
 
 /* <sys/ipi.h>: asynchronous */
 export { IPI_MAXREG, IPI_SYNCH_ID, IPI_MSG_SLOTS } from './kern/param.js';
-export { ipi_register, ipi_unregister, ipi_trigger, ipi_trigger_multi, ipi_trigger_broadcast } from './kern/ipi.js';
+export { ipi_register, ipi_unregister, ipi_unregister_async, ipi_trigger, ipi_trigger_multi, ipi_trigger_broadcast } from './kern/ipi.js';
 /* <sys/ipi.h>: synchronous */
 export {
   type ipi_func_t, type ipi_msg_t, type ipi_wait_options, type ipi_wait_async_options, ipi_unicast, ipi_multicast, ipi_broadcast, ipi_wait,
@@ -41,12 +41,12 @@ export {
 
 /* <sys/intr.h>: softint(9) */
 export {
-  type softint_cookie_t, softint_establish, softint_disestablish, softint_schedule, softint_schedule_cpu,
+  type softint_cookie_t, softint_establish, softint_disestablish, softint_disestablish_async, softint_schedule, softint_schedule_cpu,
   SOFTINT_CLOCK, SOFTINT_BIO, SOFTINT_NET, SOFTINT_SERIAL, SOFTINT_COUNT, SOFTINT_MPSAFE, SOFTINT_RCPU,
 } from './kern/softint.js';
 
 /* <sys/xcall.h> */
 export {
-  type xcfunc_t, type xc_wait_options, type xc_wait_async_options, xc_broadcast, xc_unicast, xc_wait, xc_wait_async, xc_barrier, XC_HIGHPRI,
-  XC_HIGHPRI_IPL,
+  type xcfunc_t, type xc_wait_options, type xc_wait_async_options, xc_broadcast, xc_broadcast_async, xc_unicast, xc_unicast_async,
+  xc_wait, xc_wait_async, xc_barrier, xc_barrier_async, XC_HIGHPRI, XC_HIGHPRI_IPL,
 } from './kern/xcall.js';

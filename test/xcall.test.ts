@@ -9,12 +9,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  cpu_lookup, curcpu, ipi_unicast, ipi_wait, IpiRemoteError, IPL_HIGH, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
+  cpu_lookup, curcpu, ipi_register, ipi_trigger, ipi_unicast, ipi_unregister_async, ipi_wait, IpiRemoteError, IPL_HIGH, IPL_NONE, IPL_SOFTBIO, IPL_SOFTCLOCK, IPL_SOFTNET,
   IPL_SOFTSERIAL, IPL_VM, kpreempt_disable, kpreempt_enable,  softint_disestablish, softint_establish,
-  softint_schedule, splraiseipl, splx, xc_barrier, xc_broadcast, xc_unicast, xc_wait, xc_wait_async, XC_HIGHPRI,
+  softint_disestablish_async, softint_schedule, softint_schedule_cpu, SOFTINT_RCPU, splraiseipl, splx, xc_barrier, xc_barrier_async,
+  xc_broadcast, xc_broadcast_async, xc_unicast, xc_unicast_async, xc_wait, xc_wait_async, XC_HIGHPRI,
   XC_HIGHPRI_IPL, SOFTINT_NET, type ipi_msg_t,
 } from 'ipi';
-import { bootKern as boot, bad, errorsOf, noteOf, PRIS, ROW, sleep, startOn, until } from './helpers.js';
+import { bootKern as boot, bad, errorsOf, noteOf, preempt, PRIS, ROW, sleep, startOn, until } from './helpers.js';
 import { thrower } from './fixtures/image.js';
 import {
   intr_xc_broadcast, intr_xc_wait, si_count, si_xcall,  xc_count, xc_ctx, xc_nested, xc_nop,
@@ -323,6 +324,55 @@ test('softint_disestablish, built on a high priority xcall, works while low prio
     softint_disestablish(c);
     xc_wait(ticket);
     assert.deepEqual(t.row(2), [1, 1, 1]);
+  } finally {
+    await t.machine.shutdown();
+  }
+});
+
+test('the Promise forms of the calls that block: they wait for the call in flight without blocking, and do what the blocking ones do', T, async () => {
+  const t = await boot(3);
+  try {
+    for (const [name, flags] of PRIS) {
+      const row = flags ? 4 : 3;
+      /* A call in flight whose part on this CPU runs only when this thread takes its interrupts. */
+      const first = xc_broadcast(flags, xc_count, row, 1);
+      const second = await xc_broadcast_async(flags, xc_count, row, 1);
+      assert.ok(second > first, `${name}: issued after the call in flight`);
+      await xc_wait_async(second);
+      assert.deepEqual(t.row(row), [2, 2, 2], `${name}: both ran everywhere, once each`);
+      await xc_wait_async(await xc_unicast_async(flags, xc_count, row, 1, cpu_lookup(2)));
+      assert.deepEqual(t.row(row), [2, 2, 3], `${name}: the unicast ran on its target only`);
+      /* A barrier follows every call issued before it. */
+      xc_unicast(flags, xc_count, row, 1, cpu_lookup(1));
+      await xc_barrier_async(flags);
+      assert.deepEqual(t.row(row), [2, 3, 3], `${name}: the call before the barrier had completed when it resolved`);
+    }
+    await assert.rejects(xc_broadcast_async(0x4000, xc_count, 1, 1), { name: 'RangeError', message: /^xc_broadcast_async: flags must be/ });
+    await assert.rejects(xc_unicast_async(0, xc_count, 1, 1, bad(1)), { name: 'TypeError', message: /^xc_unicast_async: ci must be a cpu_info/ });
+    await assert.rejects(xc_barrier_async(bad('x')), { name: 'TypeError', message: /^xc_barrier_async: flags must be a number/ });
+
+    /* softint_disestablish_async: a SOFTINT_RCPU handler (an IPI id too) scheduled remotely, then removed. */
+    const c = softint_establish(SOFTINT_NET | SOFTINT_RCPU, si_count, 5)!;
+    kpreempt_disable();
+    softint_schedule_cpu(c, cpu_lookup(1));
+    kpreempt_enable();
+    await softint_disestablish_async(c);
+    assert.ok(t.row(5)[1]! <= 1, 'ran at most once');
+    assert.throws(() => preempt(() => softint_schedule(c)), { name: 'IpiError', message: /^softint_schedule: cookie \d+ is not an established soft interrupt/ });
+    await assert.rejects(softint_disestablish_async(c), { name: 'IpiError', message: /^softint_disestablish_async: cookie \d+ is not an established/ });
+
+    /* ipi_unregister_async: a trigger still pending is dropped or has run, and nothing runs after; the id is free again. */
+    const id = ipi_register(si_count, 6);
+    kpreempt_disable();
+    ipi_trigger(id, cpu_lookup(2));
+    kpreempt_enable();
+    await ipi_unregister_async(id);
+    const runs = t.row(6);
+    assert.ok(runs[0] === 0 && runs[1] === 0 && runs[2]! <= 1, `ran at most once, on its target: ${runs.join(' ')}`);
+    await xc_barrier_async(XC_HIGHPRI);
+    assert.deepEqual(t.row(6), runs, 'no run after it resolved');
+    await assert.rejects(ipi_unregister_async(id), { name: 'IpiAssertionError', message: /^ipi_unregister_async: assertion "ipi_intrs\[ipi_id\]\.func != NULL" failed/ });
+    assert.equal(ipi_register(si_count, 6), id, 'its slot was freed');
   } finally {
     await t.machine.shutdown();
   }

@@ -347,15 +347,29 @@ export const W_IPI_UNREGISTER = 5;
 export const W_SOFTINT_DISESTABLISH = 6;
 export const W_IPI_WAIT_ASYNC = 7;
 export const W_XC_WAIT_ASYNC = 8;
+export const W_XC_BROADCAST_ASYNC = 9;
+export const W_XC_UNICAST_ASYNC = 10;
+export const W_XC_BARRIER_ASYNC = 11;
+export const W_IPI_UNREGISTER_ASYNC = 12;
+export const W_SOFTINT_DISESTABLISH_ASYNC = 13;
+/** The blocking calls, by wait code; each one's Promise form is its name + "_async". */
 const WAIT_NAMES = [
   'ipi_wait', 'xc_wait', 'xc_broadcast', 'xc_unicast', 'xc_barrier', 'ipi_unregister', 'softint_disestablish',
-  'ipi_wait_async', 'xc_wait_async',
+  'ipi_wait_async', 'xc_wait_async', 'xc_broadcast_async', 'xc_unicast_async', 'xc_barrier_async', 'ipi_unregister_async',
+  'softint_disestablish_async',
 ] as const;
-const WAIT_ALT = [
-  'ipi_wait_async()', 'xc_wait_async()', 'xc_broadcast on a thread that can block', 'xc_unicast on a thread that can block',
-  'xc_barrier on a thread that can block', 'ipi_unregister on a thread that can block',
-  'softint_disestablish on a thread that can block', '', '',
-] as const;
+
+/**
+ * Every call that may block (wait code w, one of the first seven) checks
+ * this first: on a thread that cannot block (a browser's main thread) it
+ * throws, always, rather than only on the day it would have had to wait.
+ */
+export function block_check(w: number): void {
+  if (md.can_block) return;
+  const fn = wait_name(w);
+  throw new IpiError(`${fn}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread): ` +
+    `use ${fn}_async(), which returns a promise`);
+}
 
 /** The name of wait code w. */
 export const wait_name = (w: number): string => WAIT_NAMES[w] ?? 'a wait';
@@ -599,10 +613,7 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
         polling = false;
         poll_miss(ci);
       }
-      if (!md.can_block) {
-        throw new IpiError(`${wait_name(w)}: this thread cannot block (Atomics.wait is not allowed here, as on a browser's main thread); ` +
-          `use ${WAIT_ALT[w]}`);
-      }
+      block_check(w);
       doorbell_sleep(ci, bell, seen, sleep_ms(timeout, waited, watch));
       /* Woken and not done: from now on, watch who owes it (the fast path never gets here). */
       watch ??= new wait_watch(ci, chan, x, start);

@@ -70,8 +70,8 @@ import {
   thenable_p,
 } from './failure.js';
 import {
-  cpu_ring, cpu_ring_counted, intr_establish_ipi, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted, signal_check,
-  timeout_check, W_IPI_UNREGISTER, W_IPI_WAIT, W_IPI_WAIT_ASYNC, wait_options, type wait_chan,
+  block_check, cpu_ring, cpu_ring_counted, intr_establish_ipi, intr_hard, intr_service, intr_wait, intr_wait_async, machine_halted, signal_check,
+  timeout_check, W_IPI_UNREGISTER, W_IPI_UNREGISTER_ASYNC, W_IPI_WAIT, W_IPI_WAIT_ASYNC, wait_name, wait_options, type wait_chan,
 } from './intr.js';
 import { kcpuset_isset, kcpuset_t, KCPUSET_NWORDS } from './kcpuset.js';
 import {
@@ -159,11 +159,25 @@ export function ipi_register<A>(func: ipi_func_t<A>, arg: A): number {
  * returns, the handler runs nowhere and will not run again, even for
  * triggers that were still pending.
  * => ipi_id must not be IPI_SYNCH_ID, must be < IPI_MAXREG, must be registered.
- * => Waits for every running CPU (a broadcast barrier), so it blocks.
+ * => Waits for every running CPU (a broadcast barrier), so it blocks: on a
+ *    thread that cannot block, use ipi_unregister_async().
  */
 export function ipi_unregister(ipi_id: number): void {
-  const fn = 'ipi_unregister';
-  const self = cpu_self(fn);
+  const self = cpu_self('ipi_unregister');
+  block_check(W_IPI_UNREGISTER);
+  msg_wait_live(self, W_IPI_UNREGISTER, unregister_begin(self, 'ipi_unregister', ipi_id));
+  ipi_slot_free(ipi_id);
+}
+
+/** ipi_unregister() as a promise, for any thread: resolves when the handler runs nowhere. */
+export async function ipi_unregister_async(ipi_id: number): Promise<void> {
+  const self = cpu_self('ipi_unregister_async');
+  await msg_wait_live_async(self, W_IPI_UNREGISTER_ASYNC, unregister_begin(self, 'ipi_unregister_async', ipi_id));
+  ipi_slot_free(ipi_id);
+}
+
+/** Claim ipi_id's slot and send the barrier every running CPU must pass; returns the barrier. */
+function unregister_begin(self: cpu_info, fn: string, ipi_id: number): ipi_msg_t<undefined> {
   id_check(fn, ipi_id);
   KASSERT(ipi_id !== IPI_SYNCH_ID, fn, 'ipi_id != IPI_SYNCH_ID', 'the synchronous IPI id cannot be unregistered');
   /* Claim the slot, not free it: it cannot be registered again before the stale triggers are gone. */
@@ -175,8 +189,8 @@ export function ipi_unregister(ipi_id: number): void {
   /*
    * Every running CPU, this one included, passes an interrupt point.  A
    * trigger cannot be interrupted, so every trigger that found the id
-   * registered has completed when this returns.  A CPU that dies meanwhile
-   * runs nothing any more: the barrier counts only the living.
+   * registered has completed once the barrier has.  A CPU that dies
+   * meanwhile runs nothing any more: the barrier counts only the living.
    */
   const barrier: ipi_msg_t<undefined> = { func: ipi_nullop, arg: undefined };
   kpreempt_disable();
@@ -190,8 +204,7 @@ export function ipi_unregister(ipi_id: number): void {
   } finally {
     kpreempt_enable();
   }
-  msg_wait_live(self, W_IPI_UNREGISTER, barrier);
-  ipi_slot_free(ipi_id);
+  return barrier;
 }
 
 /** Drop the triggers still pending for a freed id on every CPU, then free its slot. */
@@ -690,8 +703,20 @@ function msg_wait_live<A>(ci: cpu_info, w: number, msg: ipi_msg_t<A>): void {
   const d = msg_desc(ci, msg);
   if (d < 0) return;
   intr_wait(w, msg_chan, d, Infinity);
+  msg_finish_live(ci, w, d);
+}
+
+/** The same without blocking. */
+async function msg_wait_live_async<A>(ci: cpu_info, w: number, msg: ipi_msg_t<A>): Promise<void> {
+  const d = msg_desc(ci, msg);
+  if (d < 0) return;
+  await intr_wait_async(w, msg_chan, d, Infinity, undefined);
+  msg_finish_live(ci, w, d);
+}
+
+function msg_finish_live(ci: cpu_info, w: number, d: number): void {
   try {
-    msg_finish(ci, 'ipi_unregister', d);
+    msg_finish(ci, wait_name(w), d);
   } catch (e) {
     if (!(e instanceof IpiCpuDeadError)) throw e;
   }
@@ -712,6 +737,7 @@ function msg_wait_live<A>(ci: cpu_info, w: number, msg: ipi_msg_t<A>): void {
 export function ipi_wait<A>(msg: ipi_msg_t<A>, options?: ipi_wait_options): void {
   const fn = 'ipi_wait';
   const self = cpu_self(fn);
+  block_check(W_IPI_WAIT);
   const d = wait_lookup(self, fn, msg);
   const timeout = options === undefined ? Infinity : timeout_check(fn, wait_options(fn, options, ['timeout']).timeout);
   if (d < 0) return;

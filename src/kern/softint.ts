@@ -54,8 +54,8 @@ import {
 } from './cpu.js';
 import { cpu_dead_error, handler_run } from './failure.js';
 import { IpiError, KASSERT, rangeError, typeError } from './errors.js';
-import { cpu_ring, intr_establish_soft } from './intr.js';
-import { ipi_register, ipi_slot_release, ipi_trigger, ipi_unregister, slot_claimed } from './ipi.js';
+import { block_check, cpu_ring, intr_establish_soft, W_SOFTINT_DISESTABLISH } from './intr.js';
+import { ipi_register, ipi_slot_release, ipi_trigger, ipi_unregister, ipi_unregister_async, slot_claimed } from './ipi.js';
 import {
   ACT_SOFT, cell_softint, EV_SOFT_REMOTE, EV_SOFT_RUN, EV_SOFT_SCHED, evcnt_index, f64, i32, S_FLAGS, S_FUNC, S_GEN, S_IPIID, softreg_word,
 } from './layout.js';
@@ -270,11 +270,33 @@ export function softint_establish_reserved(ci: cpu_info, level: number, func: (a
  * queued.  A schedule that races it does nothing; one made after it throws.
  * => cookie must be established, and not being disestablished.
  * => Not from interrupt context, at IPL_NONE: it waits for every CPU (an
- *    xcall at the handler's level, and ipi_unregister for SOFTINT_RCPU).
+ *    xcall at the handler's level, and ipi_unregister for SOFTINT_RCPU), so
+ *    it blocks: on a thread that cannot block, use softint_disestablish_async().
  */
 export function softint_disestablish(cookie: softint_cookie_t): void {
-  const fn = 'softint_disestablish';
-  const self = cpu_self(fn);
+  const self = cpu_self('softint_disestablish');
+  block_check(W_SOFTINT_DISESTABLISH);
+  const h = disestablish_begin(self, 'softint_disestablish', cookie);
+  /* 2. Every CPU forgets it, at a point where it runs no handler of its level. */
+  softint_barrier(Atomics.load(i32, softreg_word(h, S_FLAGS)) & SOFTINT_LVLMASK);
+  /* 3. No trigger for it is made any more (all schedules that saw it alive are done): release the id. */
+  const id = Atomics.load(i32, softreg_word(h, S_IPIID));
+  if (id !== 0) ipi_unregister(id);
+  disestablish_end(self, 'softint_disestablish', cookie, h);
+}
+
+/** softint_disestablish() as a promise, for any thread: resolves when the handler can run nowhere. */
+export async function softint_disestablish_async(cookie: softint_cookie_t): Promise<void> {
+  const self = cpu_self('softint_disestablish_async');
+  const h = disestablish_begin(self, 'softint_disestablish_async', cookie);
+  await softint_barrier_async(Atomics.load(i32, softreg_word(h, S_FLAGS)) & SOFTINT_LVLMASK);
+  const id = Atomics.load(i32, softreg_word(h, S_IPIID));
+  if (id !== 0) await ipi_unregister_async(id);
+  disestablish_end(self, 'softint_disestablish_async', cookie, h);
+}
+
+/** Step 1 of softint_disestablish, after its checks: mark it dying (schedules become no-ops, queued runs are dropped). */
+function disestablish_begin(self: cpu_info, fn: string, cookie: softint_cookie_t): number {
   const h = cookie_slot(fn, cookie);
   /* Checked before anything changes: a refused call leaves the handler as it was. */
   if (diagnostic) {
@@ -282,7 +304,6 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
     KASSERT(self.ci_ilevel === IPL_NONE, fn, 'curcpu()->ci_ilevel == IPL_NONE', 'it waits for every CPU, this one included: splx() first',
       self.ci_ilevel);
   }
-  /* 1. Dying: schedules become no-ops, queued runs are dropped. */
   const flags = Atomics.or(i32, softreg_word(h, S_FLAGS), SOFTINT_DYING);
   /*
    * Already dying: another call is disestablishing it (the bit was set
@@ -290,12 +311,11 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
    * since our cookie_slot(): that takes an interrupt point of ours.
    */
   KASSERT((flags & SOFTINT_DYING) === 0, fn, 'sh->sh_func != NULL', 'disestablished concurrently', cookie);
-  /* 2. Every CPU forgets it, at a point where it runs no handler of its level. */
-  softint_barrier(flags & SOFTINT_LVLMASK);
-  /* 3. No trigger for it is made any more (all schedules that saw it alive are done): release the id. */
-  const id = Atomics.load(i32, softreg_word(h, S_IPIID));
-  if (id !== 0) ipi_unregister(id);
-  /* 4. Stale from now on (the generation first), then free for softint_establish. */
+  return h;
+}
+
+/** Step 4: stale from now on (the generation first), then free for softint_establish. */
+function disestablish_end(self: cpu_info, fn: string, cookie: softint_cookie_t, h: number): void {
   const f = Atomics.load(i32, softreg_word(h, S_FUNC));
   const claimed = f > 0 && Atomics.compareExchange(i32, softreg_word(h, S_FUNC), f, slot_claimed(self.ci_index)) === f;
   KASSERT(claimed, fn, 'sh->sh_func != NULL', 'disestablished concurrently', cookie);
@@ -306,16 +326,21 @@ export function softint_disestablish(cookie: softint_cookie_t): void {
 /*
  * Step 2 of softint_disestablish: a soft interrupt at `level` has run on
  * every running CPU since, which xcall(9) does (a high-priority xcall of
- * nothing at that level).  xcall is built on softint, so it fills this
- * entry when it attaches, rather than softint importing it.
+ * nothing at that level), blocking or as a promise.  xcall is built on
+ * softint, so it fills these entries when it attaches, rather than softint
+ * importing it.
  */
-let softint_barrier: (level: number) => void = () => {
-  throw new IpiError('softint_disestablish: xcall(9) is not attached');
-};
+let softint_barrier: (level: number) => void = barrier_missing;
+let softint_barrier_async: (level: number) => Promise<void> = barrier_missing;
 
-/** Fill in the barrier entry (xcall, when it attaches). @internal */
-export function softint_establish_barrier(fn: (level: number) => void): void {
-  softint_barrier = fn;
+function barrier_missing(): never {
+  throw new IpiError('softint_disestablish: xcall(9) is not attached');
+}
+
+/** Fill in the barrier entries (xcall, when it attaches). @internal */
+export function softint_establish_barrier(sync: (level: number) => void, async: (level: number) => Promise<void>): void {
+  softint_barrier = sync;
+  softint_barrier_async = async;
 }
 
 /** Fill in the vector table (each thread, once its machine is attached). @internal */

@@ -55,8 +55,9 @@ import {
 import { failures_error, IpiCpuDeadError, KASSERT, rangeError, typeError } from './errors.js';
 import { cpu_dead_error, fail_collect, fail_kind, fail_note, rejected_failure, set_add, thenable_p } from './failure.js';
 import {
-  cpu_ring, intr_establish_md, intr_send_vector, intr_wait, intr_wait_async, signal_check, thread_defer, thread_work_hold, timeout_check,
-  VEC_XCALL_HIGH, VEC_XCALL_LOW, W_SOFTINT_DISESTABLISH, W_XC_BARRIER, W_XC_BROADCAST, W_XC_UNICAST, W_XC_WAIT, W_XC_WAIT_ASYNC, wait_options,
+  block_check, cpu_ring, intr_establish_md, intr_send_vector, intr_wait, intr_wait_async, signal_check, thread_defer, thread_work_hold,
+  timeout_check, VEC_XCALL_HIGH, VEC_XCALL_LOW, W_SOFTINT_DISESTABLISH, W_SOFTINT_DISESTABLISH_ASYNC, W_XC_BARRIER, W_XC_BARRIER_ASYNC,
+  W_XC_BROADCAST, W_XC_BROADCAST_ASYNC, W_XC_UNICAST, W_XC_UNICAST_ASYNC, W_XC_WAIT, W_XC_WAIT_ASYNC, wait_name, wait_options,
   type wait_chan,
 } from './intr.js';
 import {
@@ -124,10 +125,17 @@ export function xc_init(ci: cpu_info): void {
 export function xc_attach(): void {
   intr_establish_md(VEC_XCALL_LOW, xc_vector_low);
   intr_establish_md(VEC_XCALL_HIGH, xc_vector_high);
-  softint_establish_barrier((level) => {
-    xc_wait_live(W_SOFTINT_DISESTABLISH, xc_issue('softint_disestablish', W_SOFTINT_DISESTABLISH, XC_HIGHPRI_IPL(softint_ipl(level)), xc_nullop,
-      undefined, undefined, null));
-  });
+  softint_establish_barrier(
+    (level) => xc_wait_live(W_SOFTINT_DISESTABLISH, xc_issue(W_SOFTINT_DISESTABLISH, softint_barrier_call('softint_disestablish', level))),
+    async (level) => {
+      const w = W_SOFTINT_DISESTABLISH_ASYNC;
+      await xc_wait_live_async(w, await xc_issue_async(w, softint_barrier_call('softint_disestablish_async', level)));
+    });
+}
+
+/** softint_disestablish's barrier: a high-priority xcall of nothing at the handler's level. */
+function softint_barrier_call(fn: string, level: number): xc_call {
+  return xc_check(fn, XC_HIGHPRI_IPL(softint_ipl(level)), xc_nullop, undefined, undefined, null);
 }
 
 /** The global number of record r of class cls, for failure records. */
@@ -160,6 +168,19 @@ const lock_chan: wait_chan = {
     const holder = Atomics.load(i32, xcall_word(x & 1, X_LOCK)) & X_LOCK_HOLDER;
     if (holder !== 0) out.push(holder - 1);
   },
+};
+
+/** Wait predicate for the async forms: class cls's lock is free (not taken: they never hold it across an await). */
+const lock_free_chan: wait_chan = {
+  done: (cls) => {
+    const w = xcall_word(cls, X_LOCK);
+    const held = Atomics.load(i32, w);
+    if (held === 0) return true;
+    /* Tell the holder someone waits, so the unlock rings everyone. */
+    if ((held & X_LOCK_CONTENDED) === 0) Atomics.compareExchange(i32, w, held, held | X_LOCK_CONTENDED);
+    return Atomics.load(i32, w) === 0;
+  },
+  owing: (cls, out) => lock_chan.owing(cls, out),
 };
 
 function xc_unlock(cls: number): void {
@@ -232,7 +253,25 @@ function xc_record_take(cls: number): number {
   return r;
 }
 
-function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unknown, arg2: unknown, target: cpu_info | null): number {
+/** A call about to be issued, checked. */
+interface xc_call {
+  readonly fn: string;
+  readonly self: cpu_info;
+  readonly cls: number;
+  readonly level: number;
+  readonly sym: number;
+  readonly arg1: unknown;
+  readonly arg2: unknown;
+  /** The target of xc_unicast, or -1 for a broadcast. */
+  readonly t: number;
+  /** Once published: its record, its headp, and the death generation before its targets were read. */
+  r: number;
+  where: number;
+  gen: number;
+}
+
+/** Check a call before it waits for anything: its caller, flags, function, arguments and target. */
+function xc_check(fn: string, flags: number, func: unknown, arg1: unknown, arg2: unknown, target: cpu_info | null): xc_call {
   const self = cpu_self(fn);
   const level = flags_check(fn, flags);
   const cls = flags & XC_HIGHPRI ? XC_CLASS_HIGH : XC_CLASS_LOW;
@@ -246,46 +285,92 @@ function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unk
   arg_check(fn, 'arg2', arg2);
   const t = target === null ? -1 : ci_check(fn, 'ci', target);
   if (t >= 0 && cpu_dead_p(t)) throw cpu_dead_error(fn, t, true);
-  const me = self.ci_index;
+  return { fn, self, cls, level, sym, arg1, arg2, t, r: -1, where: 0, gen: 0 };
+}
 
-  intr_wait(w, lock_chan, (me << 1) | cls, Infinity);
-  if (cls === XC_CLASS_HIGH) thread_work_hold(self, 1);
-  let where: number, r: number, gen: number;
+/** Issue call c: wait for the class lock, then for the class to be idle; returns the ticket. */
+function xc_issue(w: number, c: xc_call): number {
+  block_check(w);
+  const x = (c.self.ci_index << 1) | c.cls;
+  intr_wait(w, lock_chan, x, Infinity);
+  if (c.cls === XC_CLASS_HIGH) thread_work_hold(c.self, 1);
   try {
     /* One call per class in flight: wait for the previous one (servicing, so our part of it runs). */
-    intr_wait(w, idle_chan, cls, Infinity);
-    arg_encode(fn, 'arg1', cell_xcall(cls, 0), arg1);
-    arg_encode(fn, 'arg2', cell_xcall(cls, 1), arg2);
-    r = xc_record_take(cls);
-    gen = Atomics.load(i32, H_DEADGEN);
-    if (t >= 0 && cpu_dead_p(t)) throw cpu_dead_error(fn, t, true);
-    /* The targets: one read of each word of kcpuset_running, which loses a CPU when it dies. */
-    let n = 0;
-    for (let k = 0; k < NW; k++) {
-      const bits = t < 0 ? Atomics.load(kcpuset_running.bits, k) : k === t >> 5 ? 1 << (t & 31) : 0;
-      Atomics.store(i32, xcrec_word(cls, r, XR_TARGETS) + k, bits);
-      for (let b = bits; b !== 0; b &= b - 1) n++;
-    }
-    i32[xcall_word(cls, X_FUNC)] = sym;
-    i32[xcall_word(cls, X_LEVEL)] = level;
-    Atomics.store(i32, xcall_word(cls, X_REC), r);
-    /* Publish (issue): targets read the call after they see the new headp. */
-    where = (Atomics.add(i32, xcall_word(cls, X_HEADP), n) + n) | 0;
-    Atomics.store(i32, xcrec_word(cls, r, XR_WHERE), where);
+    intr_wait(w, idle_chan, c.cls, Infinity);
+    xc_publish(c);
   } finally {
-    if (cls === XC_CLASS_HIGH) thread_work_hold(self, -1);
-    xc_unlock(cls);
+    if (c.cls === XC_CLASS_HIGH) thread_work_hold(c.self, -1);
+    xc_unlock(c.cls);
   }
+  return xc_send(c);
+}
+
+/**
+ * The same without blocking.  The lock is never held across an await (code
+ * of this thread that runs meanwhile could wait for it): wait until the
+ * class is idle and the lock free, take it, and if the class is no longer
+ * idle, let go and wait again.
+ */
+async function xc_issue_async(w: number, c: xc_call): Promise<number> {
+  const x = (c.self.ci_index << 1) | c.cls;
+  for (;;) {
+    if (!xc_idle(c.cls)) await intr_wait_async(w, idle_chan, c.cls, Infinity, undefined);
+    if (!xc_trylock(x)) {
+      await intr_wait_async(w, lock_free_chan, c.cls, Infinity, undefined);
+      continue;
+    }
+    if (!xc_idle(c.cls)) {
+      xc_unlock(c.cls);
+      continue;
+    }
+    try {
+      xc_publish(c);
+    } finally {
+      xc_unlock(c.cls);
+    }
+    return xc_send(c);
+  }
+}
+
+/** Fill in and publish call c (lock held, class idle). */
+function xc_publish(c: xc_call): void {
+  const { fn, cls, t } = c;
+  arg_encode(fn, 'arg1', cell_xcall(cls, 0), c.arg1);
+  arg_encode(fn, 'arg2', cell_xcall(cls, 1), c.arg2);
+  const r = xc_record_take(cls);
+  c.gen = Atomics.load(i32, H_DEADGEN);
+  if (t >= 0 && cpu_dead_p(t)) throw cpu_dead_error(fn, t, true);
+  /* The targets: one read of each word of kcpuset_running, which loses a CPU when it dies. */
+  let n = 0;
+  for (let k = 0; k < NW; k++) {
+    const bits = t < 0 ? Atomics.load(kcpuset_running.bits, k) : k === t >> 5 ? 1 << (t & 31) : 0;
+    Atomics.store(i32, xcrec_word(cls, r, XR_TARGETS) + k, bits);
+    for (let b = bits; b !== 0; b &= b - 1) n++;
+  }
+  i32[xcall_word(cls, X_FUNC)] = c.sym;
+  i32[xcall_word(cls, X_LEVEL)] = c.level;
+  Atomics.store(i32, xcall_word(cls, X_REC), r);
+  /* Publish (issue): targets read the call after they see the new headp. */
+  const where = (Atomics.add(i32, xcall_word(cls, X_HEADP), n) + n) | 0;
+  Atomics.store(i32, xcrec_word(cls, r, XR_WHERE), where);
+  c.r = r;
+  c.where = where;
+}
+
+/** Tell the targets of published call c; returns its ticket. */
+function xc_send(c: xc_call): number {
+  const { self, cls, r, where } = c;
+  const me = self.ci_index;
   f64[evcnt_index(me, cls === XC_CLASS_HIGH ? EV_XC_HIGH : EV_XC_LOW)]++;
   const vec = cls === XC_CLASS_HIGH ? VEC_XCALL_HIGH : VEC_XCALL_LOW;
-  for (let c = 0; c < ncpu; c++) {
-    if (!xc_targeted(cls, r, c)) continue;
-    if (c === me) xc_vector(self, cls);
-    else intr_send_vector(self, c, vec);
+  for (let k = 0; k < ncpu; k++) {
+    if (!xc_targeted(cls, r, k)) continue;
+    if (k === me) xc_vector(self, cls);
+    else intr_send_vector(self, k, vec);
   }
-  /* A target that died since gen may have been missed by the death handler, which looks at the call in flight. */
-  if (Atomics.load(i32, H_DEADGEN) !== gen) {
-    for (let c = 0; c < ncpu; c++) if (cpu_dead_p(c)) xc_write_off(cls, c);
+  /* A target that died since the call was published may have been missed by the death handler, which looks at the call in flight. */
+  if (Atomics.load(i32, H_DEADGEN) !== c.gen) {
+    for (let k = 0; k < ncpu; k++) if (cpu_dead_p(k)) xc_write_off(cls, k);
   }
   return where * 2 + cls;
 }
@@ -296,9 +381,16 @@ function xc_issue(fn: string, w: number, flags: number, func: unknown, arg1: unk
  * => flags: 0 (low priority, thread context) or XC_HIGHPRI / XC_HIGHPRI_IPL(ipl).
  * => Not from interrupt context, at IPL_NONE, nor from an xcall function of
  *    the same priority; func a kernel symbol; args sendable.
+ * => Waits for the call of its class in flight, if any, so it blocks: on a
+ *    thread that cannot block, use xc_broadcast_async().
  */
 export function xc_broadcast<A1, A2>(flags: number, func: xcfunc_t<A1, A2>, arg1: A1, arg2: A2): number {
-  return xc_issue('xc_broadcast', W_XC_BROADCAST, flags, func, arg1, arg2, null);
+  return xc_issue(W_XC_BROADCAST, xc_check('xc_broadcast', flags, func, arg1, arg2, null));
+}
+
+/** xc_broadcast() as a promise, for any thread: resolves to the ticket once the call is issued. */
+export async function xc_broadcast_async<A1, A2>(flags: number, func: xcfunc_t<A1, A2>, arg1: A1, arg2: A2): Promise<number> {
+  return xc_issue_async(W_XC_BROADCAST_ASYNC, xc_check('xc_broadcast_async', flags, func, arg1, arg2, null));
 }
 
 /**
@@ -307,9 +399,18 @@ export function xc_broadcast<A1, A2>(flags: number, func: xcfunc_t<A1, A2>, arg1
  * => As xc_broadcast; ci must be alive.
  */
 export function xc_unicast<A1, A2>(flags: number, func: xcfunc_t<A1, A2>, arg1: A1, arg2: A2, ci: cpu_info): number {
-  cpu_self('xc_unicast');
-  if (!(ci instanceof cpu_info)) throw typeError('xc_unicast', 'ci', 'a cpu_info (curcpu(), cpu_lookup())', ci);
-  return xc_issue('xc_unicast', W_XC_UNICAST, flags, func, arg1, arg2, ci);
+  return xc_issue(W_XC_UNICAST, xc_check('xc_unicast', flags, func, arg1, arg2, target_check('xc_unicast', ci)));
+}
+
+/** xc_unicast() as a promise, for any thread: resolves to the ticket once the call is issued. */
+export async function xc_unicast_async<A1, A2>(flags: number, func: xcfunc_t<A1, A2>, arg1: A1, arg2: A2, ci: cpu_info): Promise<number> {
+  return xc_issue_async(W_XC_UNICAST_ASYNC, xc_check('xc_unicast_async', flags, func, arg1, arg2, target_check('xc_unicast_async', ci)));
+}
+
+function target_check(fn: string, ci: unknown): cpu_info {
+  cpu_self(fn);
+  if (!(ci instanceof cpu_info)) throw typeError(fn, 'ci', 'a cpu_info (curcpu(), cpu_lookup())', ci);
+  return ci;
 }
 
 /** Check a ticket: a number from xc_broadcast or xc_unicast of this machine, already issued. */
@@ -367,6 +468,7 @@ function xc_finish(fn: string, ticket: number): void {
 export function xc_wait(ticket: number, options?: xc_wait_options): void {
   const fn = 'xc_wait';
   const self = cpu_self(fn);
+  block_check(W_XC_WAIT);
   ticket_check(fn, ticket);
   const timeout = options === undefined ? Infinity : timeout_check(fn, wait_options(fn, options, ['timeout']).timeout);
   if (diagnostic) xc_wait_check(fn, self, 'xc_wait cannot wait in interrupt context');
@@ -393,8 +495,18 @@ export async function xc_wait_async(ticket: number, options?: xc_wait_async_opti
  */
 export function xc_wait_live(w: number, ticket: number): void {
   intr_wait(w, xc_chan, ticket, Infinity);
+  xc_finish_live(w, ticket);
+}
+
+/** The same without blocking. */
+async function xc_wait_live_async(w: number, ticket: number): Promise<void> {
+  await intr_wait_async(w, xc_chan, ticket, Infinity, undefined);
+  xc_finish_live(w, ticket);
+}
+
+function xc_finish_live(w: number, ticket: number): void {
   try {
-    xc_finish('xc_wait', ticket);
+    xc_finish(wait_name(w), ticket);
   } catch (e) {
     if (!(e instanceof IpiCpuDeadError)) throw e;
   }
@@ -404,10 +516,17 @@ export function xc_wait_live(w: number, ticket: number): void {
  * xc_barrier: a broadcast of nothing, waited for: every running CPU has
  * passed a point of the given priority, so what this CPU wrote before it is
  * seen by every CPU after it.  CPUs that die meanwhile are not waited for.
- * => As xc_broadcast and xc_wait.
+ * => As xc_broadcast and xc_wait; on a thread that cannot block, use
+ *    xc_barrier_async().
  */
 export function xc_barrier(flags: number): void {
-  xc_wait_live(W_XC_BARRIER, xc_issue('xc_barrier', W_XC_BARRIER, flags, xc_nullop, undefined, undefined, null));
+  xc_wait_live(W_XC_BARRIER, xc_issue(W_XC_BARRIER, xc_check('xc_barrier', flags, xc_nullop, undefined, undefined, null)));
+}
+
+/** xc_barrier() as a promise, for any thread. */
+export async function xc_barrier_async(flags: number): Promise<void> {
+  const w = W_XC_BARRIER_ASYNC;
+  await xc_wait_live_async(w, await xc_issue_async(w, xc_check('xc_barrier_async', flags, xc_nullop, undefined, undefined, null)));
 }
 
 export function xc_nullop(): void {}
