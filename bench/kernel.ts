@@ -16,6 +16,10 @@ export const B_HOLD = 0;
 export const B_HOLDING = 1;
 /** Int32 word: runs of tick(). */
 export const B_TICKS = 2;
+/** Int32 word: the round trip number CPU 0 asks soft_pong() to echo. */
+export const B_SOFT_PING = 16;
+/** Int32 word (another cache line): where soft_pong() echoes it, and wakes a waiter. */
+export const B_SOFT_PONG = 32;
 /** Int32 words from here: a few for a view argument. */
 export const B_VIEW = 64;
 /** Float64 index of CPU c's statistics: B_STATS + c * STATS_PER_CPU + S_*. */
@@ -44,6 +48,17 @@ export function nop(_arg: unknown): void {}
 /** An asynchronous IPI handler: count a run. */
 export function tick(): void {
   Atomics.add(words(), B_TICKS, 1);
+}
+
+/**
+ * A soft interrupt handler (SOFTINT_RCPU): echo the ping word into the pong
+ * word and wake whoever sleeps on it, so the CPU that scheduled it sees the
+ * round trip end.  The notify costs ~40 ns when nobody sleeps.
+ */
+export function soft_pong(): void {
+  const w = words();
+  Atomics.store(w, B_SOFT_PONG, Atomics.load(w, B_SOFT_PING));
+  Atomics.notify(w, B_SOFT_PONG);
 }
 
 /**
