@@ -56,9 +56,14 @@ const POLL_CLOCK_SPINS = 255;
  * is slow, or shares this core and cannot run while this one spins: a
  * convoy) stops.  A closed window opens again after POLL_PROBE_SLEEPS
  * sleeps in a row that a poll of the largest window would have caught.
+ * A sleep is measured from its start to the sleeper running again, so it
+ * includes the wake-up itself, up to POLL_WAKE_SLACK_MS: without that slack
+ * a CPU whose wake-ups are slow (a halted vCPU: ~70 µs on a 2-core VM) would
+ * never count a sleep as quick, and its window would stay closed for good.
  */
 const POLL_GROW_START_MS = 0.002;
 const POLL_PROBE_SLEEPS = 8;
+const POLL_WAKE_SLACK_MS = 0.1;
 
 /** The largest poll window (ms): the boot option `poll`; 0 never polls. */
 let poll_max_ms = 0;
@@ -94,7 +99,7 @@ function poll_miss(ci: cpu_info): void {
 /** ci slept `ms`: with its window closed, quick wake-ups in a row open it again. */
 function poll_slept(ci: cpu_info, ms: number): void {
   if (ci.ci_pollwin !== 0 || poll_max_ms === 0) return;
-  if (ms >= poll_max_ms) ci.ci_pollprobe = 0;
+  if (ms >= poll_max_ms + POLL_WAKE_SLACK_MS) ci.ci_pollprobe = 0;
   else if (++ci.ci_pollprobe >= POLL_PROBE_SLEEPS) {
     ci.ci_pollprobe = 0;
     poll_set(ci, POLL_GROW_START_MS);
