@@ -151,8 +151,15 @@ export class sim_machine {
     this.#reports[ci.ci_index] = report;
   }
 
-  /** The current CPU: the one whose step or asynchronous code runs, else CPU 0 (the program). */
-  current = (): cpu_info | undefined => sim_als.getStore() ?? this.#cpus[0]?.ci;
+  /**
+   * The current CPU: the one whose step or asynchronous code runs, else CPU 0
+   * (the program).  A stored CPU of another machine (a store that outlived
+   * its machine: Deno's test runner carries one into the next test) is not ours.
+   */
+  current = (): cpu_info | undefined => {
+    const s = sim_als.getStore();
+    return s !== undefined && this.#cpus[s.ci_index]?.ci === s ? s : this.#cpus[0]?.ci;
+  };
 
   /** Run fn as CPU ci (its image's top-level code, its asynchronous continuations). */
   as<T>(ci: cpu_info, fn: () => T): T {
