@@ -631,6 +631,10 @@ export function intr_wait(w: number, chan: wait_chan, x: number, timeout: number
 /**
  * intr_wait as a promise: works on any thread and keeps its event loop
  * running.  `signal` aborts it: it rejects with the signal's reason.
+ * Its loop is intr_wait's, step for step, written out again rather than
+ * shared: the state a shared step would carry (spins, start, polling,
+ * watch) would be an object per wait, and ipi_wait's fast path allocates
+ * nothing.  Change both together.
  */
 export async function intr_wait_async(w: number, chan: wait_chan, x: number, timeout: number, signal: AbortSignal | undefined): Promise<void> {
   const ci = cpu_self(wait_name(w));

@@ -155,11 +155,15 @@ function xc_trylock(x: number): boolean {
   const w = xcall_word(x & 1, X_LOCK);
   const me = (x >> 1) + 1;
   if (Atomics.compareExchange(i32, w, 0, me) === 0) return true;
-  /* Tell the holder someone waits, so the unlock rings everyone. */
-  const held = Atomics.load(i32, w);
-  if (held !== 0 && (held & X_LOCK_CONTENDED) === 0) Atomics.compareExchange(i32, w, held, held | X_LOCK_CONTENDED);
+  xc_lock_contend(w);
   /* Taken contended: others may still be waiting. */
   return Atomics.compareExchange(i32, w, 0, me | X_LOCK_CONTENDED) === 0;
+}
+
+/** Tell the holder of lock word w, if any, that someone waits, so that its unlock rings everyone. */
+function xc_lock_contend(w: number): void {
+  const held = Atomics.load(i32, w);
+  if (held !== 0 && (held & X_LOCK_CONTENDED) === 0) Atomics.compareExchange(i32, w, held, held | X_LOCK_CONTENDED);
 }
 
 const lock_chan: wait_chan = {
@@ -174,10 +178,8 @@ const lock_chan: wait_chan = {
 const lock_free_chan: wait_chan = {
   done: (cls) => {
     const w = xcall_word(cls, X_LOCK);
-    const held = Atomics.load(i32, w);
-    if (held === 0) return true;
-    /* Tell the holder someone waits, so the unlock rings everyone. */
-    if ((held & X_LOCK_CONTENDED) === 0) Atomics.compareExchange(i32, w, held, held | X_LOCK_CONTENDED);
+    if (Atomics.load(i32, w) === 0) return true;
+    xc_lock_contend(w);
     return Atomics.load(i32, w) === 0;
   },
   owing: (cls, out) => lock_chan.owing(cls, out),
